@@ -1,0 +1,88 @@
+"""Shape knobs: drawing the shapes a candidate is verified on.
+
+Shapes are drawn from the task's knobs so a kernel is never checked only at the shape it is timed on:
+tiny, one-row, prime, power-of-two, power-of-two-plus-one tails, wide rows, tall columns and
+log-uniform random draws. Each drawn value is capped by the knob's own value and the whole shape by an
+element budget (the product of the knobs), which keeps interpreter runs on CPU small.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+from kernelwright.tasks.task import Task
+
+PRIMES = (1, 2, 3, 5, 7, 13, 17, 31, 61, 127, 257, 509, 1021, 2053, 4099, 8191, 16381, 32771, 65537, 131071)
+
+
+def tiny_shape(task: Task) -> dict[str, int]:
+    return {k: task.knob_multiple_of.get(k, 1) for k in task.knobs}
+
+
+def _legal(task: Task, knob: str, value: int) -> int:
+    """Round a value to the knob's multiple, within [multiple, the knob's own value]."""
+    step = task.knob_multiple_of.get(knob, 1)
+    top = max(step, task.knobs[knob] // step * step)
+    return min(top, max(step, round(value / step) * step))
+
+
+def _fit(task: Task, shape: dict[str, int], budget: int) -> dict[str, int]:
+    """Halve the largest knob until the product of the knobs fits the element budget."""
+    shape = {k: _legal(task, k, v) for k, v in shape.items()}
+    while math.prod(shape.values()) > budget:
+        largest = max(shape, key=shape.get)
+        half = shape[largest] // 2
+        smaller = _legal(task, largest, half | 1 if shape[largest] % 2 else half)  # odd stays odd: tails survive
+        if smaller == shape[largest]:
+            break
+        shape[largest] = smaller
+    return shape
+
+
+def draw_shapes(task: Task, *, count: int, budget: int, seed: int,
+                leading_cap: int | None = None) -> list[tuple[str, dict[str, int]]]:
+    """At least ``count`` labelled shapes, distinct where the knobs allow, the special ones first.
+
+    ``leading_cap`` bounds every knob but the last: under the Triton interpreter the cost grows with the
+    number of programs (rows), not with the width of each."""
+    rng = random.Random(seed)
+    names = list(task.knobs)
+    if not names:
+        return [("as-written", {})]
+    first, last = names[0], names[-1]
+    per_knob = max(2, int(budget ** (1 / len(names))))
+
+    def pick(pool: list[int], knob: str) -> int:
+        cap = task.knobs[knob]
+        legal = [v for v in pool if v <= cap] or [cap]
+        return rng.choice(legal)
+
+    special = [
+        ("tiny", tiny_shape(task)),
+        ("one-row", {k: (1 if k == first else pick(list(PRIMES[4:12]), k)) for k in names}),
+        ("primes", {k: pick([p for p in PRIMES if 3 <= p <= per_knob * 4], k) for k in names}),
+        ("powers-of-two", {k: pick([2 ** i for i in range(1, 15) if 2 ** i <= per_knob * 4], k) for k in names}),
+        ("pow2-plus-one", {k: pick([2 ** i + 1 for i in range(1, 15) if 2 ** i <= per_knob * 4], k) for k in names}),
+        ("wide-last", {k: (task.knobs[k] if k == last else pick([1, 2, 3], k)) for k in names}),
+        ("tall-first", {k: (task.knobs[k] if k == first else pick([1, 3, 5, 7], k)) for k in names}),
+    ]
+    shapes: list[tuple[str, dict[str, int]]] = []
+    seen: set[tuple[int, ...]] = set()
+
+    def add(label: str, shape: dict[str, int]) -> None:
+        if leading_cap is not None:
+            shape = {k: (v if k == last else min(v, leading_cap)) for k, v in shape.items()}
+        fitted = _fit(task, shape, budget)
+        key = tuple(fitted[k] for k in names)
+        if key not in seen:
+            seen.add(key)
+            shapes.append((label, fitted))
+
+    for label, shape in special:
+        add(label, shape)
+    for attempt in range(count * 20):
+        if len(shapes) >= count:
+            break
+        add("random", {k: max(1, int(math.exp(rng.uniform(0, math.log(max(2, task.knobs[k])))))) for k in names})
+    return shapes

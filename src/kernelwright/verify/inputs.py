@@ -1,0 +1,98 @@
+"""Inputs for verification: the task's own tensors, redrawn from several distributions, in each dtype.
+
+Every case gets a fresh secret seed; floating inputs are redrawn from the case's distribution and cast
+to its dtype, integer inputs (targets, positions) are left as the task made them. The reference model is
+the task's ``Model`` with parameters rounded to the case's dtype, so parameter rounding is never counted
+as the candidate's error.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from kernelwright.tasks.task import instantiate
+
+# "task" keeps the task's own tensors; the others redraw every floating input.
+DISTRIBUTIONS = ("task", "normal", "uniform", "heavy_tailed", "large")
+
+
+@dataclass
+class Case:
+    """One verification case: a shape, a dtype, a distribution and a seed, with its built objects."""
+
+    id: str
+    label: str
+    knobs: dict[str, int]
+    dtype: str
+    distribution: str
+    seed: int
+    inputs: list[Any]
+    init_inputs: list[Any]
+    model: Any  # the task's Model in the case dtype, on CPU
+
+    def job(self, *, repeat: int) -> dict[str, Any]:
+        """What the worker needs to run ModelNew on this case (no reference outputs, ever)."""
+        return dict(id=self.id, seed=self.seed, dtype=self.dtype, init_inputs=self.init_inputs,
+                    state_dict={k: v.clone() for k, v in self.model.state_dict().items()},
+                    inputs=self.inputs, repeat=repeat)
+
+    def describe(self) -> dict[str, Any]:
+        return dict(id=self.id, shape=self.label, knobs=self.knobs, dtype=self.dtype,
+                    distribution=self.distribution, seed=self.seed)
+
+
+def redraw(x, distribution: str, generator):
+    import torch
+
+    if distribution == "task":
+        return x
+    shape = x.shape
+    if distribution == "normal":
+        return torch.randn(shape, generator=generator)
+    if distribution == "uniform":
+        return torch.rand(shape, generator=generator) * 2 - 1
+    if distribution == "heavy_tailed":
+        # Student-t with 3 degrees of freedom: normal over the square root of a scaled chi-square.
+        z = torch.randn(shape, generator=generator)
+        chi = torch.randn((3, *shape), generator=generator).pow(2).sum(0) / 3
+        return z / chi.clamp_min(1e-3).sqrt()
+    if distribution == "large":
+        return torch.randn(shape, generator=generator) * 100
+    raise ValueError(f"unknown distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS)}")
+
+
+def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str, int], dtype: str,
+               distribution: str, seed: int) -> Case:
+    import torch
+
+    torch.manual_seed(seed)
+    inputs, init_inputs = instantiate(module, knobs)
+    generator = torch.Generator().manual_seed(seed + 1)
+    torch_dtype = getattr(torch, dtype)
+    cast = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor) and x.is_floating_point():
+            x = redraw(x.cpu().float(), distribution, generator).to(torch_dtype).contiguous()
+        cast.append(x.cpu() if isinstance(x, torch.Tensor) else x)
+    torch.manual_seed(seed)
+    model = module.Model(*init_inputs).to(torch_dtype).eval()
+    return Case(case_id, label, dict(knobs), dtype, distribution, seed, cast, init_inputs, model)
+
+
+def reference_outputs(case: Case, device: str) -> tuple[list, list]:
+    """(float64 reference, the task's Model at the case dtype), both as lists of CPU tensors."""
+    import torch
+
+    def run(model, inputs):
+        with torch.no_grad():
+            out = model.to(device)(*[x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs])
+        items = list(out) if isinstance(out, (tuple, list)) else [out]
+        return [torch.as_tensor(o).detach().cpu() for o in items]
+
+    eager = run(copy.deepcopy(case.model), case.inputs)
+    as_double = [x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in case.inputs]
+    reference = run(copy.deepcopy(case.model).double(), as_double)
+    return reference, eager

@@ -1,0 +1,52 @@
+"""Dtype-aware tolerances, calibrated against what the task's own Model achieves in that dtype.
+
+A candidate passes an output when both hold, against the float64 reference ``ref``:
+
+* relative norm error ``‖out − ref‖ / ‖ref‖ ≤ norm``;
+* elementwise ``|out − ref| ≤ atol · rms(ref) + rtol · |ref|`` — ``atol`` is in units of the
+  reference's root-mean-square, so outputs of any magnitude are judged alike and a near-zero output
+  cannot pass an absolute tolerance built for values near one.
+
+The defaults are a few units of the dtype's rounding. Where the task's ``Model`` run in the same dtype is
+itself further from float64 than that (it rounds intermediates), the bounds widen to twice its error:
+a candidate is never held to more than PyTorch achieves, and never allowed much less.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+# (norm, atol, rtol) per dtype. bf16 rounds at 2^-9 relative, fp16 at 2^-12, fp32 at 2^-25.
+DEFAULTS = {
+    "bfloat16": (8e-3, 1.6e-2, 1.6e-2),
+    "float16": (1e-3, 2e-3, 2e-3),
+    "float32": (1e-5, 2e-5, 2e-5),
+    "float64": (1e-12, 1e-12, 1e-12),
+}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    norm: float
+    atol: float
+    rtol: float
+
+    def widened(self, factor: float) -> "Tolerance":
+        return Tolerance(self.norm * factor, self.atol * factor, self.rtol * factor)
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def for_dtype(dtype: str, *, atol: float | None = None, rtol: float | None = None) -> Tolerance:
+    """The default tolerance of a dtype, with a task's ATOL/RTOL overrides (both also widen ``norm``)."""
+    norm, default_atol, default_rtol = DEFAULTS[dtype]
+    atol = default_atol if atol is None else atol
+    rtol = default_rtol if rtol is None else rtol
+    return Tolerance(max(norm, atol, rtol) if (atol, rtol) != (default_atol, default_rtol) else norm, atol, rtol)
+
+
+def calibrated(base: Tolerance, eager_excess: float) -> Tolerance:
+    """Widen ``base`` when the task's own Model exceeds half of it (``eager_excess`` = its worst ratio
+    of error to bound, over the norm and elementwise tests)."""
+    return base.widened(2 * eager_excess) if eager_excess > 0.5 else base

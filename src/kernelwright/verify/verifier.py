@@ -1,0 +1,120 @@
+"""``verify``: run a candidate on many shapes, dtypes and distributions and judge every output.
+
+The candidate runs first, in a sandboxed worker, on inputs built here with fresh secret seeds; only
+after that process has exited is the reference computed (float64) together with the task's own Model
+in the case dtype, which calibrates the tolerance. Nothing the candidate can reach ever holds a
+reference output.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from pathlib import Path
+
+from kernelwright.errors import UsageError
+from kernelwright.hardware import describe, resolve_device
+from kernelwright.sandbox.runner import Limits, load_result, run_worker
+from kernelwright.tasks.knobs import draw_shapes
+from kernelwright.tasks.task import Task, load_task
+from kernelwright.verify import checks, tolerance
+from kernelwright.verify.inputs import DISTRIBUTIONS, Case, build_case, reference_outputs
+from kernelwright.verify.result import VerifyResult
+
+MIN_SHAPES = 8
+# Product-of-knobs budget per drawn shape: the interpreter is slow, a GPU is not.
+ELEMENT_BUDGET = {"cpu": 2**14, "cuda": 2**22}
+CPU_LEADING_CAP = 257  # rows under the interpreter: each row is a program run in Python
+REPEATS = 2  # every case runs twice: the second run must match the first bit for bit
+
+
+def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int | None = None) -> list[Case]:
+    """Shapes × dtypes, distributions cycling so every dtype sees the task's own inputs and signed ones.
+    On a GPU the benchmark shape (the file's own knobs) is verified too."""
+    rng_seed = secrets.randbits(31) if seed is None else seed
+    on_cpu = device == "cpu"
+    drawn = draw_shapes(task, count=shapes, budget=ELEMENT_BUDGET["cpu" if on_cpu else "cuda"], seed=rng_seed,
+                        leading_cap=CPU_LEADING_CAP if on_cpu else None)
+    if device != "cpu":
+        drawn.append(("benchmark", dict(task.knobs)))
+    module = task.load()
+    cases = []
+    seeds = secrets.SystemRandom() if seed is None else __import__("random").Random(seed)
+    for s, (label, knobs) in enumerate(drawn):
+        for d, dtype in enumerate(task.dtype_names):
+            distribution = DISTRIBUTIONS[(s + d) % len(DISTRIBUTIONS)] if label != "benchmark" else "task"
+            case_id = f"{label}-{s}-{dtype}"
+            cases.append(build_case(module, case_id=case_id, label=label, knobs=knobs, dtype=dtype,
+                                    distribution=distribution, seed=seeds.randrange(2**31)))
+    return cases
+
+
+def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limits: Limits = Limits(),
+           shapes: int = MIN_SHAPES, seed: int | None = None) -> VerifyResult:
+    """Verify ``candidate`` against ``task``. Raises ``UsageError`` for bad input; a bad candidate is a
+    rejected ``VerifyResult``, never an exception."""
+    started = time.monotonic()
+    device = resolve_device(device)
+    task_obj = load_task(task)
+    candidate_path = Path(candidate)
+    if not candidate_path.is_file():
+        raise UsageError(f"Candidate file {candidate} does not exist; pass a Python file that defines `ModelNew`.")
+    result = VerifyResult(task=task_obj.name, task_path=str(task_obj.path), candidate=str(candidate_path.resolve()),
+                          device=device, environment=describe(device))
+    cases = plan_cases(task_obj, device, shapes=shapes, seed=seed)
+    by_id = {c.id: c for c in cases}
+    outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()),
+                          "cases": [c.job(repeat=REPEATS) for c in cases]}, device=device, limits=limits)
+    result.environment.update(network_isolated=outcome.network_isolated, isolation_note=outcome.isolation_note)
+    result.record("process", outcome.ok)
+    if not outcome.ok:
+        result.fail(outcome.reason or "worker", outcome.message, None, traceback=(outcome.report or {}).get("traceback", ""))
+        result.log_tail = outcome.log_tail
+        result.seconds = time.monotonic() - started
+        return result
+    runs_by_case = load_result(outcome) or {}
+    for reported in outcome.report["cases"]:
+        case = by_id[reported["id"]]
+        result.cases.append(_judge(result, case, reported, runs_by_case.get(case.id, []), task_obj, device))
+    missing = [c.id for c in cases if c.id not in {r["id"] for r in outcome.report["cases"]}]
+    if missing:
+        result.fail("not_run", f"{len(missing)} case(s) never ran because an earlier CUDA error killed the context",
+                    None, cases=missing)
+    if not result.accepted:
+        result.log_tail = outcome.log_tail
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: Task, device: str) -> dict:
+    """Every check of one case; failures go into ``result`` with the case as reproducer."""
+    entry = {**case.describe(), "passed": False, "outputs": []}
+    result.record("process", "error" not in reported)
+    if "error" in reported:
+        err = reported["error"]
+        result.fail(err["reason"], err["message"], case.describe(), traceback=err.get("traceback", ""))
+        return entry
+    before = len(result.failures)
+    result.record("inputs", not reported["mutated_inputs"])
+    if reported["mutated_inputs"]:
+        result.fail("mutated_input", f"ModelNew wrote to input(s) {reported['mutated_inputs']}", case.describe())
+    refs, eagers = reference_outputs(case, device)
+    outs = runs[0]
+    structure = checks.check_structure(outs, eagers)
+    _record(result, "structure", structure, case)
+    if not structure:
+        base = tolerance.for_dtype(case.dtype, atol=task.atol, rtol=task.rtol)
+        value_failures, stats = checks.check_values(outs, refs, eagers, base)
+        entry["outputs"] = stats
+        _record(result, "values", value_failures, case)
+        _record(result, "determinism", checks.check_determinism(runs), case)
+    if reported.get("note"):
+        entry["note"] = reported["note"]
+    entry["passed"] = len(result.failures) == before
+    return entry
+
+
+def _record(result: VerifyResult, group: str, failures: list, case: Case) -> None:
+    result.record(group, not failures)
+    for f in failures:
+        result.fail(f.check, f.message, case.describe(), **f.details)
