@@ -9,9 +9,12 @@ from kernelwright.errors import UsageError
 
 
 def resolve_device(device: str) -> str:
-    """``cpu`` (Triton interpreter) or ``cuda``/``cuda:N``; a missing GPU is a usage error."""
+    """``cpu`` (Triton interpreter), ``cuda``/``cuda:N``, or ``auto`` (a GPU when one is visible, else
+    the CPU); a missing GPU is a usage error."""
     import torch
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cpu":
         return "cpu"
     if device == "cuda" or device.startswith("cuda:"):
@@ -22,7 +25,7 @@ def resolve_device(device: str) -> str:
         if index >= torch.cuda.device_count():
             raise UsageError(f"{device} does not exist; this machine has {torch.cuda.device_count()} GPU(s).")
         return f"cuda:{index}"
-    raise UsageError(f"Unknown device '{device}'; use `cpu` or `cuda` (optionally `cuda:N`).")
+    raise UsageError(f"Unknown device '{device}'; use `auto`, `cpu` or `cuda` (optionally `cuda:N`).")
 
 
 def _version(package: str) -> str:

@@ -75,12 +75,12 @@ def _run(scratch: str, device: str) -> dict:
     torch.utils.deterministic.fill_uninitialized_memory = True  # torch.empty* returns NaN, not stale data
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
+    from kernelwright.bench.worker_side import run_bench  # bound before the candidate is imported
+
     model_new_cls = _load_candidate(job["candidate"])
     if job["mode"] == "run":
         return _run_cases(job, model_new_cls, device, scratch)
     if job["mode"] == "bench":
-        from kernelwright.bench.worker_side import run_bench
-
         return run_bench(job, model_new_cls, _build_model, device, scratch)
     raise CandidateError("internal", f"unknown job mode {job['mode']!r}")
 

@@ -27,7 +27,7 @@ def _legal(task: Task, knob: str, value: int) -> int:
     return min(top, max(step, round(value / step) * step))
 
 
-def _fit(task: Task, shape: dict[str, int], budget: int) -> dict[str, int]:
+def fit_budget(task: Task, shape: dict[str, int], budget: int) -> dict[str, int]:
     """Halve the largest knob until the product of the knobs fits the element budget."""
     shape = {k: _legal(task, k, v) for k, v in shape.items()}
     while math.prod(shape.values()) > budget:
@@ -73,7 +73,7 @@ def draw_shapes(task: Task, *, count: int, budget: int, seed: int,
     def add(label: str, shape: dict[str, int]) -> None:
         if leading_cap is not None:
             shape = {k: (v if k == last else min(v, leading_cap)) for k, v in shape.items()}
-        fitted = _fit(task, shape, budget)
+        fitted = fit_budget(task, shape, budget)
         key = tuple(fitted[k] for k in names)
         if key not in seen:
             seen.add(key)

@@ -65,7 +65,9 @@ def redraw(x, distribution: str, generator):
 
 
 def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str, int], dtype: str,
-               distribution: str, seed: int) -> Case:
+               distribution: str, seed: int, model_seed: int | None = None) -> Case:
+    """Inputs drawn from ``seed``; Model's parameters from ``model_seed`` (default: ``seed``), so several
+    input sets can share one model."""
     import torch
 
     torch.manual_seed(seed)
@@ -77,9 +79,10 @@ def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str,
         if isinstance(x, torch.Tensor) and x.is_floating_point():
             x = redraw(x.cpu().float(), distribution, generator).to(torch_dtype).contiguous()
         cast.append(x.cpu() if isinstance(x, torch.Tensor) else x)
-    torch.manual_seed(seed)
+    model_seed = seed if model_seed is None else model_seed
+    torch.manual_seed(model_seed)
     model = module.Model(*init_inputs).to(torch_dtype).eval()
-    return Case(case_id, label, dict(knobs), dtype, distribution, seed, cast, init_inputs, model)
+    return Case(case_id, label, dict(knobs), dtype, distribution, model_seed, cast, init_inputs, model)
 
 
 def reference_outputs(case: Case, device: str) -> tuple[list, list]:

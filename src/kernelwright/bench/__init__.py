@@ -1,0 +1,1 @@
+"""Benchmarking: device-event timing, baselines and the roofline."""

@@ -1,0 +1,150 @@
+"""The command line: parse, call one library function, render with rich. No logic lives here."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from kernelwright.errors import KernelwrightError
+from kernelwright.sandbox.runner import Limits
+
+app = typer.Typer(help="kernelwright: verify, benchmark and search GPU kernels for PyTorch operators.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+console = Console()
+errors = Console(stderr=True)
+
+DEVICE_HELP = "auto (a GPU if visible), cpu (Triton interpreter: correctness only) or cuda[:N]"
+
+
+def _fail_usage(exc: KernelwrightError) -> None:
+    errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+    raise typer.Exit(2)
+
+
+@app.command()
+def tasks() -> None:
+    """List the bundled tasks with their knobs, benchmark shapes and dtypes."""
+    from kernelwright.tasks import bundled_names, load_task
+
+    table = Table(title="bundled tasks", show_lines=False)
+    for column in ("name", "description", "knobs (default)", "benchmark shapes", "dtypes"):
+        table.add_column(column, overflow="fold")
+    try:
+        for name in bundled_names():
+            t = load_task(name)
+            shapes = "; ".join("×".join(str(v) for v in s.values()) for s in t.shapes) or "default"
+            table.add_row(name, t.description, ", ".join(f"{k}={v}" for k, v in t.knobs.items()), shapes,
+                          ", ".join(t.dtype_names))
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    console.print(table)
+
+
+@app.command()
+def verify(
+    task: str = typer.Argument(..., help="a task file or a bundled task name (see `kernelwright tasks`)"),
+    candidate: Path = typer.Argument(..., help="a Python file defining `class ModelNew(nn.Module)`"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.verify/1)"),
+    timeout: float = typer.Option(Limits.timeout_s, help="seconds the candidate process may run"),
+    memory_mb: int = typer.Option(Limits.memory_mb, help="host memory (RSS, MB) the candidate process may use"),
+    shapes: int = typer.Option(8, min=1, help="how many shapes to draw from the task's knobs"),
+) -> None:
+    """Check a candidate on many shapes, dtypes and inputs. Exit 0 accepted, 1 rejected, 2 usage error."""
+    from kernelwright.verify import verify as run_verify
+
+    try:
+        result = run_verify(task, candidate, device=device, limits=Limits(timeout, memory_mb), shapes=shapes)
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        _render_verify(result)
+    raise typer.Exit(0 if result.accepted else 1)
+
+
+def _render_verify(result) -> None:
+    table = Table(title=f"verify {result.task} ← {Path(result.candidate).name} on {result.device}")
+    for column in ("check", "passed", "failed"):
+        table.add_column(column)
+    for name, tally in result.checks.items():
+        table.add_row(name, str(tally["passed"]), f"[red]{tally['failed']}[/]" if tally["failed"] else "0")
+    console.print(table)
+    shown = {}
+    for f in result.failures:
+        shown.setdefault(f["check"], []).append(f)
+    for check, items in shown.items():
+        first = items[0]
+        case = first.get("case") or {}
+        repro = ", ".join(f"{k}={case[k]}" for k in ("knobs", "dtype", "distribution", "seed") if k in case)
+        more = f" (and {len(items) - 1} more case(s))" if len(items) > 1 else ""
+        console.print(f"[red]✗ {check}[/]: {first['message']}{more}", highlight=False)
+        if repro:
+            console.print(f"    reproducer: {repro}", highlight=False)
+    if result.log_tail and not result.accepted:
+        console.print("[dim]candidate process log (tail):[/]")
+        console.print(result.log_tail[-1500:], markup=False, highlight=False)
+    if not result.environment.get("network_isolated", True):
+        console.print(f"[yellow]note:[/] {result.environment.get('isolation_note')}", highlight=False)
+    verdict = "[bold green]ACCEPTED[/]" if result.accepted else "[bold red]REJECTED[/]"
+    console.print(f"{verdict} after {len(result.cases)} cases in {result.seconds:.1f} s")
+
+
+@app.command()
+def bench(
+    task: str = typer.Argument(..., help="a task file or a bundled task name"),
+    candidate: Path = typer.Argument(..., help="a Python file defining `class ModelNew(nn.Module)`"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    dtype: Optional[str] = typer.Option(None, help="dtype to time (default: the task's first DTYPES entry)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.bench/1)"),
+    timeout: float = typer.Option(Limits.timeout_s, help="seconds the candidate process may run"),
+) -> None:
+    """Time a candidate against the eager Model with device events; exit 1 if it fails the re-check."""
+    from kernelwright.bench.bencher import bench as run_bench
+
+    try:
+        result = run_bench(task, candidate, device=device, dtype=dtype, limits=Limits(timeout_s=timeout))
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        _render_bench(result)
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _render_bench(result) -> None:
+    table = Table(title=f"bench {result.task} ← {Path(result.candidate).name} on "
+                        f"{result.environment.get('device_name')}")
+    for column in ("shape", "dtype", "candidate ms (IQR)", "again ms", "eager ms", "× eager", "GB/s", "% of copy BW",
+                   "re-check"):
+        table.add_column(column, justify="right")
+    for row in result.rows:
+        t = row["timings"]
+        frac = row["fraction_of_copy"]
+        table.add_row(
+            "×".join(str(v) for v in row["knobs"].values()), row["dtype"],
+            f"{t['candidate']['median_ms']:.4f} ({t['candidate']['iqr_ms']:.4f})",
+            f"{t['candidate_repeat']['median_ms']:.4f}", f"{t['eager']['median_ms']:.4f}",
+            f"{row['speedup']['eager']:.2f}", f"{row['gbps']:.1f}", f"{100 * frac:.1f}" if frac else "–",
+            "[green]ok[/]" if row["recheck"]["passed"] else "[red]FAILED[/]")
+    console.print(table)
+    if result.ceilings:
+        console.print(f"measured copy bandwidth: {result.ceilings['copy_gbps']:.0f} GB/s (read + write)")
+    if not result.timings_meaningful:
+        console.print("[yellow]timings are NOT meaningful:[/] the CPU runs Triton through its interpreter; "
+                      "run on a GPU for numbers.")
+    for f in result.failures:
+        console.print(f"[red]✗ {f['check']}[/]: {f['message']}", highlight=False)
+    if result.log_tail and not result.ok:
+        console.print(result.log_tail[-1500:], markup=False, highlight=False)
+
+
+if __name__ == "__main__":
+    app()

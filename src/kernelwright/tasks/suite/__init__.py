@@ -1,0 +1,1 @@
+"""The bundled task suite: one KernelBench-format file per operator, discovered by file name."""

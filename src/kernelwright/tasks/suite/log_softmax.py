@@ -1,0 +1,45 @@
+"""Log-softmax over the last dimension of (tokens, vocab) logits, computed in fp32 and cast back.
+
+The log-probabilities of LM-head logits (as used for sequence log-likelihoods, e.g. in RLHF/DPO
+trainers): y = log_softmax(x.float(), -1).to(x.dtype).
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+tokens = 8192
+vocab = 32000
+
+DTYPES = [torch.bfloat16, torch.float16, torch.float32]
+SHAPES = [
+    dict(tokens=8192, vocab=32000),     # Llama-2 / Mistral vocab
+    dict(tokens=4096, vocab=128256),    # Llama-3 vocab
+    dict(tokens=4096, vocab=151936),    # Qwen2/Qwen3 vocab
+    dict(tokens=1024, vocab=128256),
+    dict(tokens=128, vocab=128256),     # decode-time batch
+]
+DESCRIPTION = "Log-softmax over the last dim of (tokens, vocab) logits, fp32 math, cast back"
+
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return F.log_softmax(x.float(), dim=-1).to(x.dtype)
+
+
+def native(model, x):
+    return F.log_softmax(x, dim=-1)
+
+
+NATIVE = native
+
+
+def get_inputs():
+    return [2.0 * torch.randn(tokens, vocab)]
+
+
+def get_init_inputs():
+    return []
