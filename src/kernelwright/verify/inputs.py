@@ -15,8 +15,9 @@ from typing import Any
 
 from kernelwright.tasks.task import instantiate
 
-# "task" keeps the task's own tensors; the others redraw every floating input.
-DISTRIBUTIONS = ("task", "normal", "uniform", "heavy_tailed", "large")
+# "task" keeps the task's own tensors; the others redraw every floating input. The cycle is ordered
+# so that, with three dtypes, consecutive shapes give every dtype the task's own and signed inputs.
+DISTRIBUTIONS = ("task", "normal", "small", "uniform", "heavy_tailed", "large")
 
 
 @dataclass
@@ -59,6 +60,8 @@ def redraw(x, distribution: str, generator):
         z = torch.randn(shape, generator=generator)
         chi = torch.randn((3, *shape), generator=generator).pow(2).sum(0) / 3
         return z / chi.clamp_min(1e-3).sqrt()
+    if distribution == "small":  # where an epsilon inside a norm stops being negligible
+        return torch.randn(shape, generator=generator) * 1e-3
     if distribution == "large":
         return torch.randn(shape, generator=generator) * 100
     raise ValueError(f"unknown distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS)}")

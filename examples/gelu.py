@@ -1,0 +1,31 @@
+# Correct control: exact GELU 0.5 * x * (1 + erf(x / sqrt(2))), elementwise over the flattened tensor in fp32, up to 4096 elements per program, masked tail.
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _gelu_kernel(x_ptr, out_ptr, n_elements, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n_elements
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    y = 0.5 * x * (1.0 + tl.math.erf(x * 0.7071067811865476))
+    tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def gelu(x):
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    n = x.numel()
+    block = min(4096, max(128, triton.next_power_of_2(n)))
+    _gelu_kernel[(triton.cdiv(n, block),)](x, out, n, BLOCK=block, num_warps=8 if block >= 2048 else 4)
+    return out
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return gelu(x)

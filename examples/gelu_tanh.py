@@ -1,0 +1,33 @@
+# Correct control: tanh-approximation GELU as x * sigmoid(2u), u = sqrt(2/pi) * (x + 0.044715 x^3), elementwise over the flattened tensor in fp32, up to 4096 elements per program, masked tail.
+import torch
+import torch.nn as nn
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _gelu_tanh_kernel(x_ptr, out_ptr, n_elements, BLOCK: tl.constexpr):
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n_elements
+    x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
+    # 0.5 * (1 + tanh(u)) == sigmoid(2u): no tanh needed, saturates cleanly for large |x|
+    u = 0.7978845608028654 * (x + 0.044715 * x * x * x)
+    y = x * tl.sigmoid(2.0 * u)
+    tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
+
+
+def gelu_tanh(x):
+    x = x.contiguous()
+    out = torch.empty_like(x)
+    n = x.numel()
+    block = min(4096, max(128, triton.next_power_of_2(n)))
+    _gelu_tanh_kernel[(triton.cdiv(n, block),)](x, out, n, BLOCK=block, num_warps=8 if block >= 2048 else 4)
+    return out
+
+
+class ModelNew(nn.Module):
+    def __init__(self):
+        super().__init__()
+
+    def forward(self, x):
+        return gelu_tanh(x)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Run on an H100/H200 (the device machine): GPU tests, then the benchmarks; a short table last.
+# Usage: scripts/gpu_check.sh [OUT_DIR]   (OUT_DIR defaults to $OUT, else ./out)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-out}}
+mkdir -p "$out"
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+python3 - <<'PY' | tee "$out/environment.txt"
+import datetime, torch, triton
+p = torch.cuda.get_device_properties(0)
+print(f"date {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}")
+print(f"device {p.name} sm_{p.major}{p.minor} {p.multi_processor_count} SMs, torch {torch.__version__}, "
+      f"cuda {torch.version.cuda}, triton {triton.__version__}")
+PY
+status=0
+python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$out/pytest_gpu.log" | tail -n 25 || status=1
+python3 benchmarks/bench_examples.py --out "$out" 2>&1 | tee "$out/bench_examples.log" | tail -n 40 || status=1
+exit $status

@@ -1,0 +1,27 @@
+import json
+
+from conftest import CORPUS, EXAMPLES
+from kernelwright.bench.bencher import SCHEMA, bench
+
+
+def test_cpu_bench_runs_the_whole_path_and_labels_timings_not_meaningful():
+    result = bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cpu")
+    data = json.loads(json.dumps(result.as_json()))
+    assert data["schema"] == SCHEMA and data["ok"] and data["timings_meaningful"] is False
+    row = data["rows"][0]
+    assert set(row["timings"]) == {"candidate", "candidate_repeat", "eager"}
+    assert row["recheck"]["passed"] and row["fastest_baseline"] == "eager"
+    tokens, hidden = row["knobs"]["tokens"], row["knobs"]["hidden"]
+    assert row["bytes"] == 2 * tokens * hidden * 2 + hidden * 2  # bf16 in, out, weight
+    assert row["speedup"]["eager"] > 0
+
+
+def test_bench_rechecks_output_after_timing():
+    bad = bench("rmsnorm", CORPUS / "bug_wrong_output_dtype.py", device="cpu")
+    assert not bad.ok and bad.failures[0]["check"] == "recheck_output_dtype"
+    assert bad.rows and not bad.rows[0]["recheck"]["passed"]
+
+
+def test_a_crashing_candidate_is_a_failed_bench_not_an_exception():
+    result = bench("rmsnorm", CORPUS / "crash_missing_modelnew.py", device="cpu")
+    assert not result.ok and result.failures[0]["check"] == "missing_modelnew" and not result.rows

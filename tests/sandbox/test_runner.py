@@ -1,0 +1,112 @@
+"""The process boundary, exercised directly: every way a child can die becomes a named reason."""
+
+import json
+import os
+import time
+
+import pytest
+
+from kernelwright.sandbox.runner import Limits, run_worker
+from kernelwright.sandbox.environment import scrubbed_env
+
+CANDIDATE_HEADER = "import torch\nimport torch.nn as nn\n"
+
+
+def run_candidate(tmp_path, body: str, *, timeout=60.0, memory_mb=8192):
+    path = tmp_path / "candidate.py"
+    path.write_text(CANDIDATE_HEADER + body)
+    case = {"id": "c0", "seed": 1, "dtype": "float32", "init_inputs": [], "state_dict": {},
+            "inputs": [__import__("torch").randn(4, 4)], "repeat": 1}
+    return run_worker({"mode": "run", "candidate": str(path), "cases": [case]}, device="cpu",
+                      limits=Limits(timeout_s=timeout, memory_mb=memory_mb))
+
+
+MODEL = """
+class ModelNew(nn.Module):
+    def forward(self, x):
+        {body}
+        return x * 2
+"""
+
+
+def test_a_good_candidate_reports_ok(tmp_path):
+    outcome = run_candidate(tmp_path, MODEL.format(body="pass"))
+    assert outcome.ok, outcome.message
+    assert outcome.report["cases"][0]["outputs"][0]["shape"] == [4, 4]
+
+
+@pytest.mark.parametrize("body, reason", [
+    ("import os; os.abort()", "abort"),
+    ("import ctypes; ctypes.string_at(0)", "segfault"),
+    ("import os; os.kill(os.getpid(), 9)", "killed"),
+    ("import os; os._exit(3)", "no_report"),
+])
+def test_process_deaths_are_named(tmp_path, body, reason):
+    outcome = run_candidate(tmp_path, MODEL.format(body=body))
+    assert not outcome.ok
+    assert outcome.reason == reason, outcome.message
+
+
+def test_a_hang_is_killed_at_the_timeout(tmp_path):
+    started = time.monotonic()
+    outcome = run_candidate(tmp_path, MODEL.format(body="while True: pass"), timeout=8)
+    assert outcome.reason == "timeout"
+    assert time.monotonic() - started < 30
+
+
+def test_a_memory_hog_is_killed_by_the_rss_watchdog(tmp_path):
+    outcome = run_candidate(tmp_path, MODEL.format(body="hog = torch.ones(4 * 2**30 // 4); import time; time.sleep(30)"),
+                            memory_mb=1500)
+    assert outcome.reason == "out_of_memory"
+
+
+def test_an_exception_is_reported_per_case_with_traceback(tmp_path):
+    outcome = run_candidate(tmp_path, MODEL.format(body="raise ValueError('boom')"))
+    assert outcome.ok  # the process itself is fine; the case failed
+    error = outcome.report["cases"][0]["error"]
+    assert error["reason"] == "exception" and "boom" in error["message"]
+    assert "ValueError" in error["traceback"]
+
+
+def test_printing_a_fake_report_to_stdout_changes_nothing(tmp_path):
+    fake = json.dumps({"status": "ok", "cases": [], "nonce": "guess"})
+    outcome = run_candidate(tmp_path, MODEL.format(body=f"print({fake!r}); raise ValueError('real')"))
+    assert outcome.report["cases"][0]["error"]["reason"] == "exception"
+
+
+def test_writing_the_report_channel_is_detected(tmp_path):
+    body = ("import os, sys; os.write(int(sys.argv[3]), b'{\"status\": \"ok\", \"cases\": []}\\n')")
+    outcome = run_candidate(tmp_path, MODEL.format(body=body))
+    assert outcome.reason == "report_forged"
+
+
+def test_secrets_in_the_parent_never_reach_the_candidate(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-parent-secret")
+    monkeypatch.setenv("HF_TOKEN", "hf_parent_secret")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    body = ("import os, json; raise RuntimeError(json.dumps({k: v for k, v in os.environ.items() "
+            "if 'secret' in v or k in ('HOME', 'TRITON_INTERPRET', 'TRITON_CACHE_DIR', 'CUDA_VISIBLE_DEVICES')}))")
+    outcome = run_candidate(tmp_path, MODEL.format(body=body))
+    message = outcome.report["cases"][0]["error"]["message"]
+    env = json.loads(message.split("RuntimeError: ", 1)[1])
+    assert "sk-parent-secret" not in message and "hf_parent_secret" not in message
+    assert env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert env["TRITON_INTERPRET"] == "1"
+    assert env["TRITON_CACHE_DIR"].startswith(env["HOME"])
+
+
+def test_scrubbed_env_is_an_allow_list(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOMETHING_HARMLESS", "1")
+    monkeypatch.setenv("PATH_TOKEN", "x")
+    env = scrubbed_env(tmp_path, interpret=False)
+    assert "SOMETHING_HARMLESS" not in env and "PATH_TOKEN" not in env
+    assert env["HOME"] == str(tmp_path) and "TRITON_INTERPRET" not in env
+
+
+def test_network_isolation_is_reported(tmp_path):
+    outcome = run_candidate(tmp_path, MODEL.format(body="pass"))
+    assert outcome.isolation_note
+    if outcome.network_isolated:
+        probe = run_candidate(tmp_path, MODEL.format(
+            body="import socket; socket.create_connection(('1.1.1.1', 53), timeout=3)"))
+        assert probe.report["cases"][0]["error"]["reason"] == "exception"

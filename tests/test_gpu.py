@@ -1,0 +1,35 @@
+"""GPU-only checks (run by scripts/gpu_check.sh on an H100/H200)."""
+
+import pytest
+
+from conftest import CORPUS, EXAMPLES
+from kernelwright.bench.bencher import bench
+from kernelwright.tasks import bundled_names
+from kernelwright.verify import verify
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_every_example_is_accepted_on_the_gpu_including_the_benchmark_shape(name):
+    result = verify(name, EXAMPLES / f"{name}.py", device="cuda")
+    assert result.accepted, [f["message"] for f in result.failures[:3]]
+    assert any(c["shape"] == "benchmark" for c in result.cases)
+    assert result.environment["device_name"] and result.environment["cuda"]
+
+
+@pytest.mark.parametrize("path", sorted(CORPUS.glob("*.py")), ids=lambda p: p.stem)
+def test_corpus_is_rejected_on_the_gpu(path):
+    import re
+
+    fields = dict(re.findall(r"^#\s*(\w+):\s*(.+)$", path.read_text(), re.M)[:4])
+    result = verify(fields["task"], path, device="cuda")
+    assert not result.accepted
+
+
+def test_bench_on_gpu_measures_and_rechecks():
+    result = bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cuda")
+    assert result.ok and result.timings_meaningful
+    row = result.rows[0]
+    assert row["recheck"]["passed"] and row["timings"]["candidate"]["n"] >= 10
+    assert 0 < row["fraction_of_copy"] < 1.2

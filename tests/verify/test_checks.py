@@ -1,0 +1,72 @@
+import torch
+
+from kernelwright.verify import checks
+from kernelwright.verify.tolerance import Tolerance, calibrated, for_dtype
+
+TOL = Tolerance(norm=1e-3, atol=1e-3, rtol=1e-3)
+
+
+def test_exact_output_passes_and_reports_zero_error():
+    ref = torch.randn(8, 16, dtype=torch.float64)
+    failures, stats = checks.check_values([ref.float()], [ref], [ref.float()], TOL)
+    assert failures == [] and stats[0]["rel_err"] < 1e-7
+
+
+def test_nan_never_passes_even_inside_a_loose_tolerance():
+    ref = torch.randn(8, 16, dtype=torch.float64)
+    out = ref.clone()
+    out[3, 5] = float("nan")
+    failures, _ = checks.check_values([out], [ref], [ref], Tolerance(1e9, 1e9, 1e9))
+    assert [f.check for f in failures] == ["nonfinite_output"]
+    assert failures[0].details["worst_index"] == [3, 5]
+
+
+def test_zero_output_fails_even_when_values_are_tiny():
+    ref = torch.randn(64, dtype=torch.float64) * 1e-6
+    failures, _ = checks.check_values([torch.zeros(64)], [ref], [ref], for_dtype("bfloat16"))
+    assert [f.check for f in failures] == ["mismatch"]
+
+
+def test_mismatch_reports_the_worst_index_and_values():
+    ref = torch.ones(4, 5, dtype=torch.float64)
+    out = ref.clone()
+    out[2, 3] = 1.5
+    failures, _ = checks.check_values([out], [ref], [ref], TOL)
+    assert failures[0].details["worst_index"] == [2, 3]
+    assert failures[0].details["got"] == 1.5 and failures[0].details["expected"] == 1.0
+
+
+def test_tolerance_widens_to_what_the_task_model_itself_achieves():
+    base = for_dtype("bfloat16")
+    assert calibrated(base, 0.2) == base
+    assert calibrated(base, 3.0).norm == base.norm * 6
+
+
+def test_elements_where_the_task_model_overflows_are_skipped_not_failed():
+    ref = torch.tensor([1.0, 1e6], dtype=torch.float64)
+    eager = torch.tensor([1.0, float("inf")])
+    out = torch.tensor([1.0, float("inf")])
+    failures, stats = checks.check_values([out], [ref], [eager], TOL)
+    assert failures == [] and stats[0]["skipped_out_of_range"] == 1
+
+
+def test_reference_special_values_must_be_reproduced():
+    ref = torch.tensor([1.0, float("nan"), float("inf")], dtype=torch.float64)
+    assert checks.special_values_match(ref.clone(), ref)
+    assert not checks.special_values_match(torch.tensor([1.0, 0.0, float("inf")]), ref)
+
+
+def test_structure_checks_count_shape_and_dtype():
+    a = torch.zeros(2, 3)
+    assert checks.check_structure([a, a], [a])[0].check == "output_count"
+    assert checks.check_structure([torch.zeros(3, 2)], [a])[0].check == "output_shape"
+    assert checks.check_structure([a.double()], [a])[0].check == "output_dtype"
+
+
+def test_determinism_check_finds_differing_runs():
+    a = torch.randn(10)
+    b = a.clone()
+    b[7] += 1
+    assert checks.check_determinism([[a], [a.clone()]]) == []
+    failure = checks.check_determinism([[a], [b]])[0]
+    assert failure.check == "nondeterministic" and failure.details["worst_index"] == [7]

@@ -1,0 +1,57 @@
+import json
+
+import pytest
+
+from conftest import EXAMPLES, FIXTURES
+from kernelwright.errors import UsageError
+from kernelwright.tasks import load_task
+from kernelwright.verify import SCHEMA, verify
+from kernelwright.verify.verifier import plan_cases
+
+
+def test_accepted_result_has_the_documented_schema():
+    result = verify("rmsnorm", EXAMPLES / "rmsnorm.py", device="cpu", seed=3)
+    data = json.loads(json.dumps(result.as_json()))
+    assert data["schema"] == SCHEMA and data["accepted"] is True and data["failures"] == []
+    assert {"task", "task_path", "candidate", "device", "checks", "cases", "environment", "seconds"} <= set(data)
+    assert data["environment"]["interpreter"] is True and data["environment"]["torch"]
+    assert data["checks"]["values"]["failed"] == 0 and data["checks"]["values"]["passed"] == len(data["cases"])
+    case = data["cases"][0]
+    assert {"knobs", "dtype", "distribution", "seed", "passed", "outputs"} <= set(case)
+    assert case["outputs"][0]["rel_err"] <= case["outputs"][0]["tolerance"]["norm"]
+
+
+def test_cases_cover_every_dtype_and_signed_inputs_never_only_the_benchmark_shape():
+    task = load_task("rmsnorm")
+    cases = plan_cases(task, "cpu", seed=11)
+    assert {c.dtype for c in cases} == {"bfloat16", "float16", "float32"}
+    for dtype in task.dtype_names:
+        dists = {c.distribution for c in cases if c.dtype == dtype}
+        assert "task" in dists and {"normal", "uniform", "heavy_tailed"} & dists
+    assert all(c.knobs != task.knobs for c in cases)
+    assert len({tuple(c.knobs.values()) for c in cases}) >= 8
+    assert len({c.seed for c in cases}) == len(cases)
+
+
+def test_seeds_are_fresh_for_every_call():
+    task = load_task("rmsnorm")
+    assert {c.seed for c in plan_cases(task, "cpu")} != {c.seed for c in plan_cases(task, "cpu")}
+
+
+def test_kernelbench_task_with_huge_knobs_is_verified_on_shrunk_shapes():
+    result = verify(FIXTURES / "kernelbench_softmax_huge.py", FIXTURES / "kernelbench_softmax_triton.py", device="cpu")
+    assert result.accepted, result.failures[:2]
+    assert all(c["knobs"]["batch_size"] * c["knobs"]["dim"] <= 2**14 for c in result.cases)
+    assert result.seconds < 60
+
+
+def test_a_rejection_carries_a_minimal_reproducer():
+    result = verify("rmsnorm", FIXTURES.parent / "corpus" / "bug_wrong_epsilon.py", device="cpu")
+    mismatch = next(f for f in result.failures if f["check"] == "mismatch")
+    assert {"knobs", "dtype", "distribution", "seed"} <= set(mismatch["case"])
+    assert mismatch["worst_index"] and "rel_err" in mismatch and "expected" in mismatch
+
+
+def test_missing_candidate_file_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="does not exist"):
+        verify("rmsnorm", tmp_path / "nope.py", device="cpu")
