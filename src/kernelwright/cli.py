@@ -102,41 +102,62 @@ def bench(
     candidate: Path = typer.Argument(..., help="a Python file defining `class ModelNew(nn.Module)`"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     dtype: Optional[str] = typer.Option(None, help="dtype to time (default: the task's first DTYPES entry)"),
+    sweep: bool = typer.Option(False, "--sweep", help="every shape in the task's SHAPES (or a size ladder); "
+                                                      "writes CSV, JSON and a PNG to --out"),
+    out: Optional[Path] = typer.Option(None, help="directory for CSV/JSON/PNG (default with --sweep: bench-TASK)"),
+    baselines: Optional[str] = typer.Option(None, help="comma-separated subset of eager,native,compile,peers "
+                                                       "(default: all on a GPU, eager,native on the CPU)"),
+    plot: bool = typer.Option(True, help="draw the GB/s-against-size PNG when writing files"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.bench/1)"),
     timeout: float = typer.Option(Limits.timeout_s, help="seconds the candidate process may run"),
 ) -> None:
-    """Time a candidate against the eager Model with device events; exit 1 if it fails the re-check."""
+    """Time a candidate against the baselines with device events; exit 1 if it fails the re-check."""
     from kernelwright.bench.bencher import bench as run_bench
+    from kernelwright.bench.report import write
 
     try:
-        result = run_bench(task, candidate, device=device, dtype=dtype, limits=Limits(timeout_s=timeout))
+        result = run_bench(task, candidate, device=device, dtype=dtype, limits=Limits(timeout_s=timeout),
+                           baseline_kinds=baselines, sweep=sweep)
+        out = out or (Path(f"bench-{result.task}") if sweep else None)
+        written = write(result, out, plot=plot) if out else []
     except KernelwrightError as exc:
         _fail_usage(exc)
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
     else:
         _render_bench(result)
+        for path in written:
+            console.print(f"wrote {path}", highlight=False)
     raise typer.Exit(0 if result.ok else 1)
 
 
 def _render_bench(result) -> None:
+    rows = result.rows
+    names = [n for n in (rows[0]["timings"] if rows else {}) if n not in ("candidate", "candidate_repeat")]
     table = Table(title=f"bench {result.task} ← {Path(result.candidate).name} on "
                         f"{result.environment.get('device_name')}")
-    for column in ("shape", "dtype", "candidate ms (IQR)", "again ms", "eager ms", "× eager", "GB/s", "% of copy BW",
-                   "re-check"):
+    for column in ("shape", "dtype", "candidate ms (IQR)", "again ms", *[f"{n} ms" for n in names], "best baseline ×",
+                   "GB/s", "% copy", "bound", "re-check"):
         table.add_column(column, justify="right")
-    for row in result.rows:
+    for row in rows:
         t = row["timings"]
         frac = row["fraction_of_copy"]
+        best = row["fastest_baseline"]
         table.add_row(
             "×".join(str(v) for v in row["knobs"].values()), row["dtype"],
-            f"{t['candidate']['median_ms']:.4f} ({t['candidate']['iqr_ms']:.4f})",
-            f"{t['candidate_repeat']['median_ms']:.4f}", f"{t['eager']['median_ms']:.4f}",
-            f"{row['speedup']['eager']:.2f}", f"{row['gbps']:.1f}", f"{100 * frac:.1f}" if frac else "–",
+            f"{t['candidate']['median_ms']:.4f} ({t['candidate']['iqr_ms']:.4f})", f"{t['candidate_repeat']['median_ms']:.4f}",
+            *[f"{t[n]['median_ms']:.4f}" if n in t else "–" for n in names],
+            f"{row['speedup'][best]:.2f} vs {best}" if best else "–", f"{row['gbps']:.1f}",
+            f"{100 * frac:.1f}" if frac else "–", row["bound"],
             "[green]ok[/]" if row["recheck"]["passed"] else "[red]FAILED[/]")
     console.print(table)
+    for row in rows:
+        for name, note in row["notes"].items():
+            console.print(f"[dim]{name}: {note}[/]", highlight=False)
     if result.ceilings:
-        console.print(f"measured copy bandwidth: {result.ceilings['copy_gbps']:.0f} GB/s (read + write)")
+        c = result.ceilings
+        console.print(f"measured ceilings: copy {c['copy_gbps']:.0f} GB/s (read + write), read {c['read_gbps']:.0f} GB/s",
+                      highlight=False)
     if not result.timings_meaningful:
         console.print("[yellow]timings are NOT meaningful:[/] the CPU runs Triton through its interpreter; "
                       "run on a GPU for numbers.")
@@ -145,6 +166,35 @@ def _render_bench(result) -> None:
     if result.log_tail and not result.ok:
         console.print(result.log_tail[-1500:], markup=False, highlight=False)
 
+
+@app.command()
+def device(
+    device_name: str = typer.Option("cuda", "--device", help="the GPU to measure (cuda or cuda:N)"),
+    refresh: bool = typer.Option(False, help="measure again even if this GPU, driver and torch are cached"),
+    as_json: bool = typer.Option(False, "--json", help="print the profile as JSON"),
+) -> None:
+    """Measure (once, then cached) the GPU's copy and read bandwidth and matmul rates, beside its datasheet."""
+    from kernelwright.bench.device import cache_dir, datasheet, profile
+    from kernelwright.hardware import resolve_device
+
+    try:
+        measured = profile(resolve_device(device_name), refresh=refresh)
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    sheet = datasheet(measured.device_name) or {}
+    if as_json:
+        print(json.dumps({**measured.as_dict(), "datasheet": sheet}, indent=2))
+        return
+    table = Table(title=f"{measured.device_name} (driver {measured.driver}, torch {measured.torch})")
+    for column in ("ceiling", "measured", "datasheet", "measured / datasheet"):
+        table.add_column(column, justify="right")
+    rows = [("copy GB/s (read + write)", measured.copy_gbps, sheet.get("memory_gbps")),
+            ("read GB/s", measured.read_gbps, sheet.get("memory_gbps")),
+            *[(f"{k} matmul TFLOP/s", v, sheet.get(k)) for k, v in measured.matmul_tflops.items()]]
+    for name, value, spec in rows:
+        table.add_row(name, f"{value:.1f}", f"{spec:.1f}" if spec else "–", f"{value / spec:.0%}" if spec else "–")
+    console.print(table)
+    console.print(f"cached in {cache_dir()}", highlight=False)
 
 if __name__ == "__main__":
     app()

@@ -4,14 +4,21 @@ Schema ``kernelwright.bench/1`` (``BenchResult.as_json()``)::
 
     {"schema": "kernelwright.bench/1", "ok": bool, "task", "candidate", "device",
      "timings_meaningful": bool,            # false under the Triton interpreter (CPU)
-     "environment": {...}, "ceilings": {"copy_gbps": float} | null,
+     "environment": {...},
+     "ceilings": {"copy_gbps", "read_gbps", "matmul_tflops": {"bf16", "fp16", "tf32", "fp32"}} | null,
      "failures": [{"check", "message", ...}],
-     "rows": [{"knobs", "dtype", "bytes", "input_sets",
-               "timings": {"candidate"|"candidate_repeat"|"eager": {"median_ms", "q25_ms", "q75_ms",
-                                                                     "iqr_ms", "min_ms", "n"}},
-               "speedup": {"eager": float},   # baseline median / candidate median
-               "fastest_baseline": str, "gbps": float, "fraction_of_copy": float | null,
-               "recheck": {"passed": bool, "rel_err": float}}]}
+     "rows": [{"knobs", "dtype", "bytes", "flops", "input_sets",
+               "timings": {name: {"median_ms", "q25_ms", "q75_ms", "iqr_ms", "min_ms", "n"}},
+                          # names: candidate, candidate_repeat (same kernel, timed again), eager, native,
+                          # compile, peer:<name> -- device events, interleaved rounds
+               "wall_ms": {name: float | null},   # host clock per call, device-synchronised batches
+               "graph": {name: Timing | null},    # CUDA-graph replays, for launch-bound sizes only
+               "notes": {...},                    # compile_seconds, skipped baselines and why
+               "speedup": {baseline: float},      # baseline median / candidate median
+               "fastest_baseline": str, "noise": float,   # |candidate - candidate_repeat| / candidate
+               "gbps": float, "tflops": float, "fraction_of_copy": float | null,
+               "fraction_of_matmul": float | null, "bound": "memory" | "compute" | "launch",
+               "recheck": {"passed": bool, "rel_err": float | null}}]}
 """
 
 from __future__ import annotations
@@ -22,18 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kernelwright.bench import roofline
+from kernelwright.bench import baselines, roofline
 from kernelwright.errors import UsageError
 from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import fit_budget
-from kernelwright.tasks.task import load_task
+from kernelwright.tasks.task import Task, load_task
 from kernelwright.verify import checks, tolerance
 from kernelwright.verify.inputs import build_case, reference_outputs
 
 SCHEMA = "kernelwright.bench/1"
 CPU_BUDGET = 2**12
-BASELINES = ("eager",)
+CANDIDATES = ("candidate", "candidate_repeat")
+# Work outside the timed stream: host time per call (device-synchronised) this far above the event median.
+WALL_FACTOR, WALL_SLACK_MS = 2.0, 0.1
 
 
 @dataclass
@@ -42,7 +51,7 @@ class BenchResult:
     candidate: str
     device: str
     environment: dict[str, Any]
-    ceilings: dict[str, float] | None = None
+    ceilings: dict[str, Any] | None = None
     rows: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     log_tail: str = ""
@@ -66,14 +75,28 @@ class BenchResult:
 def speedups(timings: dict[str, dict[str, float]]) -> dict[str, float]:
     """Each baseline's median over the candidate's: above 1 means the candidate is faster."""
     cand = timings["candidate"]["median_ms"]
-    return {name: timings[name]["median_ms"] / cand for name in timings
-            if name not in ("candidate", "candidate_repeat") and cand > 0}
+    return {name: timings[name]["median_ms"] / cand for name in timings if name not in CANDIDATES and cand > 0}
+
+
+def ladder(task: Task, steps: int = 6) -> list[dict[str, int]]:
+    """Sizes for a sweep when the task has no SHAPES: the first knob halved from its default."""
+    first = next(iter(task.knobs), None)
+    if first is None:
+        return [{}]
+    sizes = sorted({max(1, task.knobs[first] >> i) for i in range(steps)})
+    return [{**task.knobs, first: s} for s in sizes]
+
+
+def sweep_shapes(task: Task) -> list[dict[str, int]]:
+    return [dict(s) for s in task.shapes] or ladder(task)
 
 
 def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shapes: list[dict] | None = None,
-          dtype: str | None = None, limits: Limits = Limits(), warmup_ms: float = 25, rep_ms: float = 100) -> BenchResult:
-    """Benchmark ``candidate`` at ``shapes`` (default: the task file's own knobs) in ``dtype`` (default: the
-    task's first). On CPU the shapes shrink and timings are labelled not meaningful."""
+          dtype: str | None = None, limits: Limits = Limits(), warmup_ms: float = 25, rep_ms: float = 100,
+          baseline_kinds: str | None = None, sweep: bool = False) -> BenchResult:
+    """Benchmark ``candidate`` at ``shapes`` (default: the task file's own knobs; ``sweep``: every shape
+    in ``SHAPES`` or a size ladder) in ``dtype`` (default: the task's first). On CPU the shapes shrink
+    and timings are labelled not meaningful."""
     started = time.monotonic()
     device = resolve_device(device)
     task_obj = load_task(task)
@@ -83,18 +106,23 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
     dtype = dtype or task_obj.dtype_names[0]
     if dtype not in task_obj.dtype_names:
         raise UsageError(f"Task {task_obj.name} does not list dtype {dtype}; its DTYPES are {', '.join(task_obj.dtype_names)}.")
-    shapes = [dict(s) for s in (shapes or [task_obj.knobs])]
+    kinds = baselines.parse_kinds(baseline_kinds, device)
+    shapes = [dict(s) for s in (shapes or (sweep_shapes(task_obj) if sweep else [task_obj.knobs]))]
     if device == "cpu":
         shapes = [fit_budget(task_obj, s, CPU_BUDGET) for s in shapes]
     result = BenchResult(task_obj.name, str(candidate_path.resolve()), device, describe(device))
+    ceilings = None
     if device.startswith("cuda"):
         from kernelwright.bench.device import profile
 
-        result.ceilings = {"copy_gbps": profile(device).copy_gbps}
+        ceilings = profile(device)
+        result.ceilings = {"copy_gbps": ceilings.copy_gbps, "read_gbps": ceilings.read_gbps,
+                           "matmul_tflops": ceilings.matmul_tflops}
     plan = [{"id": f"shape-{i}", "knobs": s, "dtype": dtype, "seeds": [secrets.randbits(31) for _ in range(8)],
              "check_seed": secrets.randbits(31)} for i, s in enumerate(shapes)]
     outcome = run_worker({"mode": "bench", "candidate": str(candidate_path.resolve()), "task": str(task_obj.path),
-                          "shapes": plan, "warmup_ms": warmup_ms, "rep_ms": rep_ms}, device=device, limits=limits)
+                          "shapes": plan, "warmup_ms": warmup_ms, "rep_ms": rep_ms, "baselines": kinds},
+                         device=device, limits=limits)
     if not outcome.ok:
         result.failures.append({"check": outcome.reason, "message": outcome.message})
         result.log_tail = outcome.log_tail
@@ -102,29 +130,49 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
         return result
     outputs = load_result(outcome) or {}
     module = task_obj.load()
-    for spec, row in zip(plan, outcome.report["rows"]):
-        check = build_case(module, case_id=spec["id"], label="recheck", knobs=spec["knobs"], dtype=dtype,
-                           distribution="task", seed=spec["check_seed"], model_seed=spec["seeds"][0])
-        refs, eagers = reference_outputs(check, device)
-        outs = outputs.get(spec["id"], [])
-        failures = checks.check_structure(outs, eagers)
-        stats: list[dict] = []
-        if not failures:
-            failures, stats = checks.check_values(outs, refs, eagers, tolerance.for_dtype(dtype, atol=task_obj.atol,
-                                                                                          rtol=task_obj.rtol))
-        for f in failures:
-            result.failures.append({**f.as_dict(), "check": "recheck_" + f.check, "knobs": spec["knobs"]})
-        nbytes = roofline.minimal_bytes(check.inputs, eagers, check.model.parameters())
-        gbps = roofline.achieved_gbps(nbytes, row["timings"]["candidate"]["median_ms"])
-        ratio = speedups(row["timings"])
-        result.rows.append({
-            "knobs": spec["knobs"], "dtype": dtype, "bytes": nbytes, "input_sets": row["input_sets"],
-            "timings": row["timings"], "speedup": ratio, "fastest_baseline": min(
-                (n for n in row["timings"] if n not in ("candidate", "candidate_repeat")),
-                key=lambda n: row["timings"][n]["median_ms"]),
-            "gbps": gbps,
-            "fraction_of_copy": roofline.fraction_of(gbps, (result.ceilings or {}).get("copy_gbps")),
-            "recheck": {"passed": not failures, "rel_err": max((s["rel_err"] for s in stats), default=None)},
-        })
+    for spec, raw in zip(plan, outcome.report["rows"]):
+        row = _row(task_obj, module, spec, raw, outputs.get(spec["id"], []), dtype, device, ceilings)
+        result.failures += row.pop("failures")
+        result.rows.append(row)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _row(task: Task, module, spec: dict, raw: dict, outs: list, dtype: str, device: str, ceilings) -> dict:
+    """One shape's numbers: re-check, roofline, ratios, and the flags a suspicious timing raises."""
+    check = build_case(module, case_id=spec["id"], label="recheck", knobs=spec["knobs"], dtype=dtype,
+                       distribution="task", seed=spec["check_seed"], model_seed=spec["seeds"][0])
+    refs, eagers = reference_outputs(check, device)
+    failures = checks.check_structure(outs, eagers)
+    stats: list[dict] = []
+    if not failures:
+        failures, stats = checks.check_values(outs, refs, eagers,
+                                              tolerance.for_dtype(dtype, atol=task.atol, rtol=task.rtol))
+    found = [{**f.as_dict(), "check": "recheck_" + f.check, "knobs": spec["knobs"]} for f in failures]
+    timed = raw["timed"]
+    timings = {name: t["events"] for name, t in timed.items()}
+    cand_ms = timings["candidate"]["median_ms"]
+    wall = {name: t.get("wall_ms") for name, t in timed.items()}
+    if device.startswith("cuda") and wall["candidate"] > WALL_FACTOR * cand_ms + WALL_SLACK_MS:
+        found.append({"check": "work_outside_timed_stream", "knobs": spec["knobs"],
+                      "message": f"the candidate's device-synchronised time per call ({wall['candidate']:.4f} ms) is "
+                                 f"far above its event time ({cand_ms:.4f} ms): work escapes the timed stream"})
+    nbytes = roofline.minimal_bytes(check.inputs, eagers, check.model.parameters())
+    flops = roofline.count_flops(check.model, check.inputs, device)
+    gbps = roofline.achieved_gbps(nbytes, cand_ms)
+    tflops = flops / (cand_ms * 1e-3) / 1e12 if cand_ms > 0 else 0.0
+    rate = ceilings.matmul_rate(dtype) if ceilings else None
+    ratio = speedups(timings)
+    return {
+        "knobs": spec["knobs"], "dtype": dtype, "bytes": nbytes, "flops": flops, "input_sets": raw["input_sets"],
+        "timings": timings, "wall_ms": wall, "graph": {n: t.get("graph") for n, t in timed.items()},
+        "notes": raw["notes"], "speedup": ratio,
+        "fastest_baseline": min(ratio, key=lambda n: timings[n]["median_ms"]) if ratio else None,
+        "noise": abs(timings["candidate_repeat"]["median_ms"] - cand_ms) / cand_ms if cand_ms else None,
+        "gbps": gbps, "tflops": tflops,
+        "fraction_of_copy": roofline.fraction_of(gbps, ceilings.copy_gbps if ceilings else None),
+        "fraction_of_matmul": roofline.fraction_of(tflops, rate) if flops else None,
+        "bound": roofline.bound(nbytes, flops, gbps=ceilings.copy_gbps if ceilings else None, tflops=rate),
+        "recheck": {"passed": not failures, "rel_err": max((s["rel_err"] for s in stats), default=None)},
+        "failures": found,
+    }

@@ -23,3 +23,30 @@ def achieved_gbps(nbytes: int, ms: float) -> float:
 
 def fraction_of(achieved: float, ceiling: float | None) -> float | None:
     return achieved / ceiling if ceiling else None
+
+
+def count_flops(model, inputs, device: str) -> int:
+    """FLOPs PyTorch's flop counter attributes to one forward (matmul-like ops; it counts no pointwise
+    or reduction work, so memory-bound ops report 0)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model.to(device)(*[x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs])
+    return int(counter.get_total_flops())
+
+
+LAUNCH_BOUND_MS = 0.005  # below ~5 µs of ideal work, launch overhead dominates any kernel
+
+
+def bound(nbytes: int, flops: int, *, gbps: float | None, tflops: float | None) -> str:
+    """Which ceiling limits an ideal kernel: ``memory``, ``compute`` or ``launch`` (overhead); ``unknown``
+    without measured ceilings (the CPU)."""
+    if not gbps:
+        return "unknown"
+    memory_ms = nbytes / (gbps * 1e9) * 1e3 if gbps else 0.0
+    compute_ms = flops / (tflops * 1e12) * 1e3 if tflops and flops else 0.0
+    if max(memory_ms, compute_ms) < LAUNCH_BOUND_MS:
+        return "launch"
+    return "compute" if compute_ms > memory_ms else "memory"

@@ -1,5 +1,6 @@
-"""The bench job, run inside the sandboxed worker: time the candidate and the baselines, then run the
-candidate once more on a fresh input set whose output the parent checks against the reference."""
+"""The bench job, run inside the sandboxed worker: time the candidate and the baselines, interleaved,
+then run the candidate once more on a fresh input set whose output the parent checks against the
+reference."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import math
 import os
 from pathlib import Path
 
-from kernelwright.bench.timing import time_calls
+from kernelwright.bench import baselines
+from kernelwright.bench.timing import time_interleaved
 from kernelwright.tasks.task import import_file
 from kernelwright.verify.inputs import build_case
 
 ROTATION_BYTES = 128 << 20  # input sets together span more than twice a Hopper L2
 MAX_SETS = 8
+GRAPH_BELOW_MS = 0.1  # launch-bound sizes are also timed as CUDA-graph replays
 
 
 def run_bench(job: dict, model_new_cls, build_model, device: str, scratch: str) -> dict:
@@ -33,22 +36,25 @@ def run_bench(job: dict, model_new_cls, build_model, device: str, scratch: str) 
         input_sets = [to_device(c.inputs) for c in cases]
         candidate, _ = build_model(model_new_cls, first.job(repeat=1), device)
         eager = first.model.to(device)
-        timed = {"candidate": candidate, "eager": eager}
-        budget = dict(device=device, warmup_ms=job.get("warmup_ms", 25), rep_ms=job.get("rep_ms", 100))
-        timings = {}
         with torch.no_grad():
-            for name in ("candidate", "eager"):
-                model = timed[name]
-                timings[name] = time_calls(lambda xs, m=model: m(*xs), input_sets, **budget).as_dict()
-            # the same kernel again, later in the same process: the spread between the two is the noise floor
-            timings["candidate_repeat"] = time_calls(lambda xs: candidate(*xs), input_sets, **budget).as_dict()
+            calls, notes = baselines.build(module, eager, input_sets, job["baselines"], device)
+            # the candidate twice, as two entries of the rotation: their spread is the noise floor
+            fns = {"candidate": lambda xs: candidate(*xs), **calls, "candidate_repeat": lambda xs: candidate(*xs)}
+            timed = time_interleaved(fns, input_sets, device=device, warmup_ms=job["warmup_ms"], rep_ms=job["rep_ms"])
+            if device.startswith("cuda") and timed["candidate"]["events"]["median_ms"] < GRAPH_BELOW_MS:
+                graphed = time_interleaved(fns, input_sets, device=device, warmup_ms=job["warmup_ms"],
+                                           rep_ms=job["rep_ms"], rounds=1, graphs=True)
+                for name in timed:
+                    timed[name]["graph"] = graphed[name]["graph"]
             check = make(shape["check_seed"], "recheck")
             out = candidate(*to_device(check.inputs))
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
         items = list(out) if isinstance(out, (tuple, list)) else [out]
         saved[shape["id"]] = [o.detach().to("cpu", copy=True) for o in items if isinstance(o, torch.Tensor)]
-        rows.append({"id": shape["id"], "timings": timings, "input_sets": len(input_sets)})
-        del input_sets, candidate, eager, timed
+        rows.append({"id": shape["id"], "timed": timed, "notes": notes, "input_sets": len(input_sets)})
+        del input_sets, candidate, eager, calls, fns
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
     torch.save(saved, os.path.join(scratch, "result.pt"))
     return {"status": "ok", "rows": rows}

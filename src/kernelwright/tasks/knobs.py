@@ -28,15 +28,17 @@ def _legal(task: Task, knob: str, value: int) -> int:
 
 
 def fit_budget(task: Task, shape: dict[str, int], budget: int) -> dict[str, int]:
-    """Halve the largest knob until the product of the knobs fits the element budget."""
+    """Halve the largest shrinkable knob until the product of the knobs fits the element budget."""
     shape = {k: _legal(task, k, v) for k, v in shape.items()}
     while math.prod(shape.values()) > budget:
-        largest = max(shape, key=shape.get)
-        half = shape[largest] // 2
-        smaller = _legal(task, largest, half | 1 if shape[largest] % 2 else half)  # odd stays odd: tails survive
-        if smaller == shape[largest]:
+        for knob in sorted(shape, key=shape.get, reverse=True):  # the largest knob that can still shrink
+            half = shape[knob] // 2
+            smaller = _legal(task, knob, half | 1 if shape[knob] % 2 else half)  # odd stays odd: tails survive
+            if smaller < shape[knob]:
+                shape[knob] = smaller
+                break
+        else:
             break
-        shape[largest] = smaller
     return shape
 
 
