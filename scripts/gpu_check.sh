@@ -15,5 +15,5 @@ print(f"device {p.name} sm_{p.major}{p.minor} {p.multi_processor_count} SMs, tor
 PY
 status=0
 python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$out/pytest_gpu.log" | tail -n 25 || status=1
-python3 benchmarks/bench_examples.py --out "$out" 2>&1 | tee "$out/bench_examples.log" | tail -n 40 || status=1
+python3 benchmarks/suite.py --out "$out/suite" ${SUITE_ARGS:-} 2>&1 | tee "$out/suite.log" | tail -n 60 || status=1
 exit $status

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import CORPUS, EXAMPLES
+from conftest import CORPUS, EXAMPLES, FIXTURES
 from kernelwright.bench.bencher import bench
 from kernelwright.tasks import bundled_names
 from kernelwright.verify import verify
@@ -33,3 +33,20 @@ def test_bench_on_gpu_measures_and_rechecks():
     row = result.rows[0]
     assert row["recheck"]["passed"] and row["timings"]["candidate"]["n"] >= 10
     assert 0 < row["fraction_of_copy"] < 1.2
+
+
+def test_a_deliberately_slowed_candidate_measures_slower():
+    fast = bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cuda", baseline_kinds="eager")
+    slow = bench("rmsnorm", FIXTURES / "rmsnorm_slowed.py", device="cuda", baseline_kinds="eager")
+    fast_ms = fast.rows[0]["timings"]["candidate"]["median_ms"]
+    assert slow.rows[0]["timings"]["candidate"]["median_ms"] > 3 * fast_ms
+    assert fast.rows[0]["noise"] < 0.05  # the same kernel timed twice in one run agrees within a few percent
+
+
+def test_side_stream_work_is_not_measured_faster_than_it_is():
+    honest = bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cuda", baseline_kinds="eager")
+    cheat = bench("rmsnorm", FIXTURES / "rmsnorm_side_stream.py", device="cuda", baseline_kinds="eager")
+    flagged = any(f["check"] == "work_outside_timed_stream" for f in cheat.failures)
+    measured = cheat.rows[0]["timings"]["candidate"]["median_ms"]
+    assert flagged or measured >= honest.rows[0]["timings"]["candidate"]["median_ms"]
+    assert not cheat.ok

@@ -8,8 +8,9 @@ timed in interleaved rounds (A B C, B C A, C A B, ...) so that clock and thermal
 
 Events bracket the launching stream only. Work that a candidate leaves on another stream would escape
 them, so every implementation is also timed by the host clock over a batch of calls closed by a
-device-wide synchronisation; ``wall_ms`` far above the event median on a kernel that is not launch-bound
-flags work outside the timed stream.
+device-wide synchronisation (``wall_ms``). A batch of honest calls takes about the larger of the GPU time
+(the event median) and the host's launch time (``launch_ms``); a wall time well above both means work
+the events did not see.
 """
 
 from __future__ import annotations
@@ -96,14 +97,16 @@ class DeviceTimer:
         self.torch.cuda.synchronize()  # cudaDeviceSynchronize: every stream of the device
         return [s.elapsed_time(e) for s, e in zip(starts, ends)]
 
-    def wall_ms(self, fn: Call, input_sets: Sequence[Sequence[Any]], n: int) -> float:
-        """Host milliseconds per call over ``n`` calls closed by a device-wide synchronisation."""
+    def host_ms(self, fn: Call, input_sets: Sequence[Sequence[Any]], n: int) -> tuple[float, float]:
+        """Host milliseconds per call over ``n`` calls: (launch, wall) — until the calls returned, and
+        until a device-wide synchronisation after them."""
         self.torch.cuda.synchronize()
         t0 = time.perf_counter()
         for i in range(n):
             fn(input_sets[i % len(input_sets)])
+        launched = time.perf_counter()
         self.torch.cuda.synchronize()
-        return (time.perf_counter() - t0) * 1e3 / n
+        return (launched - t0) * 1e3 / n, (time.perf_counter() - t0) * 1e3 / n
 
     def graph_samples(self, fn: Call, input_sets: Sequence[Sequence[Any]], n_rep: int) -> list[float] | None:
         """Event timings of CUDA-graph replays (one graph per input set), or None if ``fn`` cannot be
@@ -132,13 +135,14 @@ def time_interleaved(fns: dict[str, Call], input_sets: Sequence[Sequence[Any]], 
                      warmup_ms: float = 25.0, rep_ms: float = 100.0, rounds: int = 3, max_reps: int = 2000,
                      graphs: bool = False) -> dict[str, dict[str, Any]]:
     """Time each implementation in ``fns`` over ``input_sets``, interleaved over ``rounds`` in rotating
-    order. Returns per name: ``events`` (a Timing dict), ``wall_ms`` and, with ``graphs``, ``graph``
+    order. Returns per name: ``events`` (a Timing dict), ``launch_ms`` and ``wall_ms`` (host clock per
+    call, until the calls return and until the device is idle) and, with ``graphs``, ``graph``
     (a Timing dict, or None when the implementation cannot be captured). On CPU only the host clock
     exists and the numbers only exercise the code path."""
     names = list(fns)
     if not device.startswith("cuda"):
-        return {name: {"events": summarize(_host_samples(fns[name], input_sets, reps=3)).as_dict(), "wall_ms": None,
-                       "graph": None} for name in names}
+        return {name: {"events": summarize(_host_samples(fns[name], input_sets, reps=3)).as_dict(), "launch_ms": None,
+                       "wall_ms": None, "graph": None} for name in names}
     timer = DeviceTimer(device)
     estimates = {name: timer.estimate_ms(fns[name], input_sets) for name in names}
     samples: dict[str, list[float]] = {name: [] for name in names}
@@ -150,9 +154,8 @@ def time_interleaved(fns: dict[str, Call], input_sets: Sequence[Sequence[Any]], 
     result = {}
     for name in names:
         events = summarize(samples[name])
-        entry: dict[str, Any] = {"events": events.as_dict(),
-                                 "wall_ms": timer.wall_ms(fns[name], input_sets,
-                                                          _repetitions(events.median_ms, rep_ms / 4, 5, max_reps))}
+        launch_ms, wall_ms = timer.host_ms(fns[name], input_sets, _repetitions(events.median_ms, rep_ms / 4, 5, 200))
+        entry: dict[str, Any] = {"events": events.as_dict(), "launch_ms": launch_ms, "wall_ms": wall_ms}
         if graphs:
             graph = timer.graph_samples(fns[name], input_sets, _repetitions(events.median_ms, rep_ms / 2, 10, max_reps))
             entry["graph"] = summarize(graph).as_dict() if graph else None

@@ -24,7 +24,7 @@ SUITE_DIR = Path(__file__).parent / "suite"
 # size), not shape knobs: KernelBench files write `dim = 1` beside `batch_size = 16`.
 SMALLEST_KNOB = 8
 
-_EXTENSIONS = {"DTYPES", "SHAPES", "ATOL", "RTOL", "REPLACES", "NATIVE", "KNOB_MULTIPLE_OF", "FIXED",
+_EXTENSIONS = {"DTYPES", "SHAPES", "ATOL", "RTOL", "REPLACES", "NATIVE", "PEERS", "KNOB_MULTIPLE_OF", "FIXED",
                "DESCRIPTION"}
 _module_counter = itertools.count()
 

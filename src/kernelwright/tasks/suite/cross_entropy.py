@@ -42,6 +42,16 @@ def native(model, logits, targets):
 NATIVE = native
 
 
+def liger(model, logits, targets):
+    """Liger-Kernel's Triton implementation (a peer baseline; skipped when liger-kernel is not installed)."""
+    from liger_kernel.transformers.functional import liger_cross_entropy
+
+    return liger_cross_entropy(logits, targets, ignore_index=model.ignore_index)  # writes its gradient into logits
+
+
+PEERS = {"liger": liger}
+
+
 def get_inputs():
     logits = 2.0 * torch.randn(tokens, vocab)
     targets = torch.randint(0, vocab, (tokens,), dtype=torch.int64)

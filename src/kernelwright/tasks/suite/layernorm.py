@@ -42,6 +42,16 @@ def native(model, x):
 NATIVE = native
 
 
+def liger(model, x):
+    """Liger-Kernel's Triton implementation (a peer baseline; skipped when liger-kernel is not installed)."""
+    from liger_kernel.transformers.functional import liger_layer_norm
+
+    return liger_layer_norm(x, model.weight, model.bias, model.eps)
+
+
+PEERS = {"liger": liger}
+
+
 def get_inputs():
     # a per-row offset, so a kernel that skips the mean subtraction fails
     return [torch.randn(tokens, hidden) + torch.randn(tokens, 1)]

@@ -31,6 +31,16 @@ class Model(nn.Module):
         return torch.square(F.relu(x))
 
 
+def liger(model, x):
+    """Liger-Kernel's Triton implementation (a peer baseline; skipped when liger-kernel is not installed)."""
+    from liger_kernel.transformers.functional import liger_relu_squared
+
+    return liger_relu_squared(x)
+
+
+PEERS = {"liger": liger}
+
+
 def get_inputs():
     return [torch.randn(tokens, intermediate)]
 

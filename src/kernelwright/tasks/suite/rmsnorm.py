@@ -47,6 +47,16 @@ def native(model, x):
 NATIVE = native
 
 
+def liger(model, x):
+    """Liger-Kernel's Triton implementation (a peer baseline; skipped when liger-kernel is not installed)."""
+    from liger_kernel.transformers.functional import liger_rms_norm
+
+    return liger_rms_norm(x, model.weight, model.eps, casting_mode="llama", in_place=False)
+
+
+PEERS = {"liger": liger}
+
+
 def get_inputs():
     return [torch.randn(tokens, hidden)]
 

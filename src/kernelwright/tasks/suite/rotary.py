@@ -51,6 +51,16 @@ class Model(nn.Module):
         return q_embed, k_embed
 
 
+def liger(model, q, k, cos, sin):
+    """Liger-Kernel's Triton implementation (a peer baseline; skipped when liger-kernel is not installed)."""
+    from liger_kernel.transformers.functional import liger_rope
+
+    return liger_rope(q, k, cos.unsqueeze(0), sin.unsqueeze(0))
+
+
+PEERS = {"liger": liger}
+
+
 def get_inputs():
     q = torch.randn(batch, heads, seq, head_dim)
     k = torch.randn(batch, kv_heads, seq, head_dim)

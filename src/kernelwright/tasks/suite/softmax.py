@@ -37,6 +37,16 @@ def native(model, x):
 NATIVE = native
 
 
+def liger(model, x):
+    """Liger-Kernel's Triton implementation (a peer baseline; skipped when liger-kernel is not installed)."""
+    from liger_kernel.transformers.functional import liger_softmax
+
+    return liger_softmax(x)
+
+
+PEERS = {"liger": liger}
+
+
 def get_inputs():
     return [2.0 * torch.randn(tokens, vocab)]
 

@@ -31,6 +31,16 @@ class Model(nn.Module):
         return F.silu(gate) * up
 
 
+def liger(model, gate, up):
+    """Liger-Kernel's Triton implementation (a peer baseline; skipped when liger-kernel is not installed)."""
+    from liger_kernel.transformers.functional import liger_swiglu
+
+    return liger_swiglu(gate, up)
+
+
+PEERS = {"liger": liger}
+
+
 def get_inputs():
     return [torch.randn(tokens, intermediate), torch.randn(tokens, intermediate)]
 
