@@ -1,0 +1,1 @@
+"""The offline writer: graph capture, Triton code generation, variant search and tuning."""
