@@ -77,9 +77,18 @@ def _run(scratch: str, device: str) -> dict:
         torch.cuda.set_device(torch.device(device))
     from kernelwright.bench.worker_side import run_bench  # bound before the candidate is imported
 
-    model_new_cls = _load_candidate(job["candidate"])
     if job["mode"] == "run":
-        return _run_cases(job, model_new_cls, device, scratch)
+        from kernelwright.verify.guard import Guards  # before the candidate: it snapshots what must not change
+
+        guards = Guards(job["candidate"], sys.modules[__name__])
+        model_new_cls = _load_candidate(job["candidate"])
+        _raise_violations(guards, "importing the candidate")
+        return _run_cases(job, model_new_cls, device, scratch, guards)
+    if job["mode"] == "naive":
+        from kernelwright.verify.naive_side import run_naive
+
+        return run_naive(job, _load_candidate(job["candidate"]), device, scratch)
+    model_new_cls = _load_candidate(job["candidate"])
     if job["mode"] == "bench":
         return run_bench(job, model_new_cls, _build_model, device, scratch)
     raise CandidateError("internal", f"unknown job mode {job['mode']!r}")
@@ -145,13 +154,24 @@ def _outputs_as_list(out) -> list:
     return items
 
 
-def _run_cases(job: dict, model_new_cls, device: str, scratch: str) -> dict:
+def _raise_violations(guards, when: str) -> None:
+    """Guards that make the whole run untrustworthy (patched runtime, introspection) end it at once."""
+    found = guards.violations()
+    if found:
+        raise CandidateError(found[0]["check"], f"{when}: " + "; ".join(v["message"] for v in found[:3]))
+
+
+def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards) -> dict:
     import torch
 
+    from kernelwright.verify.guard import GLUE_OPS, TORCH_OP_BUDGET
+
+    allowed = frozenset(GLUE_OPS | set(job.get("allowed_ops", ())))
+    budget = job.get("torch_op_budget", TORCH_OP_BUDGET)
     results, saved = [], {}
     for case in job["cases"]:
         try:
-            results.append(_run_case(case, model_new_cls, device, saved))
+            results.append(_run_case(case, model_new_cls, device, saved, guards, allowed, budget))
         except CandidateError:
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -163,31 +183,124 @@ def _run_cases(job: dict, model_new_cls, device: str, scratch: str) -> dict:
     return {"status": "ok", "cases": results, "torch": torch.__version__}
 
 
-def _run_case(case: dict, model_new_cls, device: str, saved: dict) -> dict:
-    """Run ModelNew on clones of the case's inputs, ``repeat`` times, poisoning memory before each run."""
+def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allowed, budget: float) -> dict:
+    """Run ModelNew on clones of the case's inputs ``repeat`` times, then on each variant input set (same
+    shape, other values), poisoning memory before each call and checking each call as it returns."""
     import torch
 
+    from kernelwright.verify.guard import live_tensor_bytes
+
     model, note = _build_model(model_new_cls, case, device)
-    originals = [x.to(device) if isinstance(x, torch.Tensor) else x for x in case["inputs"]]
-    input_bytes = sum(x.numel() * x.element_size() for x in originals if isinstance(x, torch.Tensor))
-    runs, mutated, meta = [], set(), []
-    for _ in range(case.get("repeat", 1)):
+    _raise_violations(guards, "building ModelNew")
+    input_sets = [case["inputs"]] * case.get("repeat", 1) + list(case.get("variants", []))
+    runs, mutated, metas, violations = [], set(), [], {}
+    ops, glue, launches = {}, {}, 0
+    previous: list = []  # the last call's outputs, kept alive: new outputs in that memory were reused
+    held_bytes = 0
+    baseline = None
+
+    def flag(check: str, message: str, call: int) -> None:
+        violations.setdefault(check, {"check": check, "message": message, "call": call})
+
+    for call, inputs in enumerate(input_sets):
+        originals = [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
+        input_bytes = sum(x.numel() * x.element_size() for x in originals if isinstance(x, torch.Tensor))
+        float_elements = sum(x.numel() for x in originals if isinstance(x, torch.Tensor) and x.is_floating_point())
         clones = [x.clone() if isinstance(x, torch.Tensor) else x for x in originals]
         _poison_device_memory(device, 4 * input_bytes + (64 << 20))
         if device.startswith("cuda"):
             torch.cuda.synchronize()
-        with torch.no_grad():
+        launched = guards.launches
+        trace = guards.op_trace(allowed, device)
+        trace.big = max([x.numel() // 2 for x in originals if isinstance(x, torch.Tensor) and x.is_floating_point()] or [1])
+        with torch.no_grad(), trace:
             out = model(*clones)
+        outputs = _outputs_as_list(out)
+        # Stream-ordered copies, before any device-wide sync: work a candidate left on a side stream or in
+        # a thread is still running now, so these differ from what the outputs hold after the sync.
+        early = [o.detach().clone() for o in outputs]
         if device.startswith("cuda"):
             torch.cuda.synchronize()  # the whole device: side streams included
-        outputs = _outputs_as_list(out)
+        threads = guards.new_threads()
+        if threads:
+            flag("background_thread", f"forward returned with thread(s) {threads[:3]} still running: work "
+                                      "deferred to a thread is not timed and may not be finished", call)
+        late = [i for i, (a, b) in enumerate(zip(early, outputs)) if not _bitwise_equal(a, b)]
+        if late:
+            flag("unsynchronised_work", f"output(s) {late} changed after forward returned (read on the current "
+                                        "stream, then again after a device-wide sync): work left on a side "
+                                        "stream or in a thread", call)
+        if guards.launches == launched:
+            flag("no_kernel", "forward launched no Triton kernel and called no compiled extension: the result "
+                              "came from PyTorch, not from a kernel", call)
+        if trace.elements > budget * max(float_elements, 1):
+            names = ", ".join(f"{k}×{v}" for k, v in trace.compute.most_common(8))
+            flag("torch_ops", f"forward computed with PyTorch ops ({names}) over {trace.elements} elements "
+                              f"({trace.elements / max(float_elements, 1):.0%} of the input; at most "
+                              f"{budget:.0%} may go through non-glue ops; a task may list more in "
+                              "ALLOWED_TORCH_OPS)", call)
+        for name, n in trace.compute.items():
+            ops[name] = ops.get(name, 0) + n
+        for name, n in trace.glue.items():
+            glue[name] = glue.get(name, 0) + n
+        launches += guards.launches - launched
+        old = {_storage_key(o) for o in previous}
+        if any(_storage_key(o) in old for o in outputs):
+            flag("output_reused", "an output lives in the memory an earlier call returned (still held by the "
+                                  "caller): results are cached or buffers reused across calls", call)
+        for v in guards.violations():
+            flag(v["check"], v["message"], call)
         runs.append([o.detach().to("cpu", copy=True) for o in outputs])
-        meta = [dict(shape=list(o.shape), dtype=str(o.dtype).removeprefix("torch."), device=str(o.device),
-                     stride=list(o.stride()), storage_offset=o.storage_offset()) for o in outputs]
+        held_bytes += sum(r.untyped_storage().nbytes() for r in runs[-1])
+        metas.append(_describe_outputs(outputs))
         mutated |= {i for i, (a, b) in enumerate(zip(originals, clones))
-                    if isinstance(a, torch.Tensor) and not torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0))}
+                    if isinstance(a, torch.Tensor) and not _bitwise_equal(a, b)}
+        previous = outputs
+        del out, early, clones, originals, trace
+        if case.get("probe") and call in (0, len(input_sets) - 1):
+            # A result cache grows with every new input set; a workspace is allocated once, at the first call.
+            live = live_tensor_bytes(device) - (0 if device.startswith("cuda") else held_bytes)
+            if baseline is None:
+                baseline = live
+            elif live - baseline > sum(o.untyped_storage().nbytes() for o in outputs) // 2:
+                flag("state_retained", f"ModelNew holds {live - baseline} more bytes of tensors after {call} "
+                                       "more call(s) on new inputs: it keeps results or inputs across calls", call)
     saved[case["id"]] = runs
-    return {"id": case["id"], "outputs": meta, "mutated_inputs": sorted(mutated), "note": note}
+    return {"id": case["id"], "outputs": metas[0], "calls": metas, "mutated_inputs": sorted(mutated), "note": note,
+            "violations": list(violations.values()), "torch_ops": ops, "glue_ops": glue, "launches": launches}
+
+
+def _bitwise_equal(a, b) -> bool:
+    import torch
+
+    return a.shape == b.shape and torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0)) and torch.equal(a.isnan(), b.isnan())
+
+
+def _storage_key(t):
+    return (t.device.type, t.untyped_storage().data_ptr()) if t.numel() else None
+
+
+def _describe_outputs(outputs: list) -> list[dict]:
+    """Shape, dtype, device, strides, and whether the output's memory overlaps itself or another output."""
+    import torch
+
+    spans = []
+    for o in outputs:
+        if o.numel() == 0:
+            spans.append(None)
+            continue
+        start = o.data_ptr()
+        extent = sum((size - 1) * abs(stride) for size, stride in zip(o.shape, o.stride())) + 1
+        spans.append((o.device, o.untyped_storage().data_ptr(), start, start + extent * o.element_size()))
+    metas = []
+    for i, o in enumerate(outputs):
+        overlaps = [j for j, other in enumerate(spans) if j != i and other and spans[i] and other[:2] == spans[i][:2]
+                    and other[2] < spans[i][3] and spans[i][2] < other[3]]
+        metas.append(dict(shape=list(o.shape), dtype=str(o.dtype).removeprefix("torch."), device=str(o.device),
+                          stride=list(o.stride()), storage_offset=o.storage_offset(),
+                          internal_overlap=bool(o.numel() and torch._debug_has_internal_overlap(o) == 1),
+                          overlaps=overlaps))
+    return metas
 
 
 if __name__ == "__main__":

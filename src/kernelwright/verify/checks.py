@@ -73,12 +73,16 @@ def error_stats(out, ref, eager, tol: Tolerance) -> ErrorStats:
     )
 
 
-def special_values_match(out, ref) -> bool:
-    """Where the reference is NaN or ±inf, the output must be the same special value."""
+def special_values_match(out, ref, eager=None) -> bool:
+    """Where the reference is NaN or ±inf, the output must be the same special value (only where the
+    task's own Model in the case dtype produces it too: the op defines it)."""
     import torch
 
     out64, ref64 = out.double().flatten(), ref.double().flatten()
     special = ~torch.isfinite(ref64)
+    if eager is not None:
+        e64 = eager.double().flatten()
+        special &= (torch.isnan(e64) & torch.isnan(ref64)) | (e64 == ref64)
     if not special.any():
         return True
     same_nan = torch.isnan(ref64[special]) == torch.isnan(out64[special])
@@ -86,8 +90,12 @@ def special_values_match(out, ref) -> bool:
     return bool((same_nan & same_inf).all())
 
 
-def check_structure(outs: list, eagers: list) -> list[Failure]:
-    """Output count, shapes and dtypes must be those of the task's Model in the same dtype."""
+def check_structure(outs: list, eagers: list, metas: list | None = None, device: str | None = None) -> list[Failure]:
+    """Output count, shapes and dtypes must be those of the task's Model in the same dtype; outputs must
+    live on the case's device and, unless the Model's do, must not overlap themselves or each other
+    (``metas``: what the worker saw of the live outputs)."""
+    import torch
+
     if len(outs) != len(eagers):
         return [Failure("output_count", f"ModelNew returned {len(outs)} output(s); Model returns {len(eagers)}")]
     failures = []
@@ -98,6 +106,18 @@ def check_structure(outs: list, eagers: list) -> list[Failure]:
         elif o.dtype != e.dtype:
             failures.append(Failure("output_dtype", f"output {i} has dtype {o.dtype}; Model gives {e.dtype}",
                                     {"output": i}))
+    for i, (meta, e) in enumerate(zip(metas or [], eagers)):
+        if device is not None and torch.device(meta["device"]).type != torch.device(device).type:
+            failures.append(Failure("output_device", f"output {i} is on {meta['device']}; the inputs were on {device}",
+                                    {"output": i}))
+        eager_overlaps = bool(e.numel() and torch._debug_has_internal_overlap(e) == 1)
+        if meta.get("internal_overlap") and not eager_overlaps:
+            failures.append(Failure("overlapping_output",
+                                    f"output {i} has strides {meta['stride']} under which elements share memory",
+                                    {"output": i, "stride": meta["stride"]}))
+        if meta.get("overlaps"):
+            failures.append(Failure("overlapping_output",
+                                    f"output {i} shares memory with output(s) {meta['overlaps']}", {"output": i}))
     return failures
 
 
@@ -117,10 +137,16 @@ def check_values(outs: list, refs: list, eagers: list, base: Tolerance) -> tuple
                 f"output {i} has {s.n_nonfinite} NaN/inf value(s) where the reference is finite "
                 f"(first at index {s.first_nonfinite_index})",
                 {"output": i, "worst_index": s.first_nonfinite_index, "count": s.n_nonfinite}))
-        if not special_values_match(out, ref):
+        if not special_values_match(out, ref, eager):
             failures.append(Failure("special_values", f"output {i} does not reproduce the reference's NaN/inf values",
                                     {"output": i}))
-        if s.excess > 1:
+        constant = _constant_where_reference_varies(out, ref, eager, tol)
+        if constant is not None:
+            failures.append(Failure(
+                "constant_output",
+                f"output {i} is the constant {constant:.6g} where the reference varies; outputs this small or "
+                "flat are judged against their own spread, not an absolute tolerance", {"output": i, "got": constant}))
+        elif s.excess > 1:
             failures.append(Failure(
                 "mismatch",
                 f"output {i} differs from the float64 reference: relative error {s.rel_err:.3g} "
@@ -129,6 +155,24 @@ def check_values(outs: list, refs: list, eagers: list, base: Tolerance) -> tuple
                 {"output": i, "rel_err": s.rel_err, "worst_index": s.worst_index, "got": s.worst_out,
                  "expected": s.worst_ref, "bad_elements": s.n_bad, "tolerance": tol.as_dict()}))
     return failures, stats
+
+
+def _constant_where_reference_varies(out, ref, eager, tol: Tolerance) -> float | None:
+    """The constant value of ``out`` if it is constant (zero included) over the elements where the
+    reference is finite and varies by more than the tolerance; else None. Catches outputs that a loose
+    or widened tolerance would pass, whatever their magnitude."""
+    import torch
+
+    out64, ref64 = out.double().flatten(), ref.double().flatten()
+    domain = torch.isfinite(ref64) & torch.isfinite(eager.double().flatten()) & torch.isfinite(out64)
+    if int(domain.sum()) < 2:
+        return None
+    o, r = out64[domain], ref64[domain]
+    spread = (r.max() - r.min()).item()
+    scale = max(r.abs().max().item(), 1e-300)
+    if o.max().item() != o.min().item() or spread <= 4 * max(tol.rtol, tol.atol, tol.norm) * scale:
+        return None
+    return float(o[0])
 
 
 def check_determinism(runs: list[list]) -> list[Failure]:

@@ -9,7 +9,7 @@ as the candidate's error.
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
 
@@ -18,6 +18,10 @@ from kernelwright.tasks.task import instantiate
 # "task" keeps the task's own tensors; the others redraw every floating input. The cycle is ordered
 # so that, with three dtypes, consecutive shapes give every dtype the task's own and signed inputs.
 DISTRIBUTIONS = ("task", "normal", "small", "uniform", "heavy_tailed", "large")
+# Drawn only by the fuzzer: magnitudes near the dtype's range (|x|² around the dtype's largest value, where
+# a kernel that squares before upcasting overflows) and special values (a few NaN and ±inf) that every
+# op defines by propagation.
+FUZZ_DISTRIBUTIONS = ("extreme", "special")
 
 
 @dataclass
@@ -33,19 +37,22 @@ class Case:
     inputs: list[Any]
     init_inputs: list[Any]
     model: Any  # the task's Model in the case dtype, on CPU
+    variants: list["Case"] = field(default_factory=list)  # more input sets of this shape, run after it
+
 
     def job(self, *, repeat: int) -> dict[str, Any]:
         """What the worker needs to run ModelNew on this case (no reference outputs, ever)."""
         return dict(id=self.id, seed=self.seed, dtype=self.dtype, init_inputs=self.init_inputs,
                     state_dict={k: v.clone() for k, v in self.model.state_dict().items()},
-                    inputs=self.inputs, repeat=repeat)
+                    inputs=self.inputs, repeat=repeat, variants=[v.inputs for v in self.variants],
+                    probe=bool(self.variants))
 
     def describe(self) -> dict[str, Any]:
         return dict(id=self.id, shape=self.label, knobs=self.knobs, dtype=self.dtype,
                     distribution=self.distribution, seed=self.seed)
 
 
-def redraw(x, distribution: str, generator):
+def redraw(x, distribution: str, generator, dtype: str = "float32"):
     import torch
 
     if distribution == "task":
@@ -64,7 +71,16 @@ def redraw(x, distribution: str, generator):
         return torch.randn(shape, generator=generator) * 1e-3
     if distribution == "large":
         return torch.randn(shape, generator=generator) * 100
-    raise ValueError(f"unknown distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS)}")
+    if distribution == "extreme":
+        return torch.randn(shape, generator=generator) * (torch.finfo(getattr(torch, dtype)).max ** 0.5 / 4)
+    if distribution == "special":
+        x = torch.randn(shape, generator=generator)
+        pick = torch.rand(shape, generator=generator)
+        x[pick < 0.01] = float("nan")
+        x[(pick >= 0.01) & (pick < 0.02)] = float("inf")
+        x[(pick >= 0.02) & (pick < 0.03)] = float("-inf")
+        return x
+    raise ValueError(f"unknown distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS + FUZZ_DISTRIBUTIONS)}")
 
 
 def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str, int], dtype: str,
@@ -80,7 +96,7 @@ def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str,
     cast = []
     for x in inputs:
         if isinstance(x, torch.Tensor) and x.is_floating_point():
-            x = redraw(x.cpu().float(), distribution, generator).to(torch_dtype).contiguous()
+            x = redraw(x.cpu().float(), distribution, generator, dtype).to(torch_dtype).contiguous()
         cast.append(x.cpu() if isinstance(x, torch.Tensor) else x)
     model_seed = seed if model_seed is None else model_seed
     torch.manual_seed(model_seed)

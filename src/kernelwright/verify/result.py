@@ -12,14 +12,32 @@ Schema ``kernelwright.verify/1`` (``VerifyResult.as_json()``)::
          "case": {"id", "shape", "knobs", "dtype", "distribution", "seed"} | null,   # the reproducer
          ...details}                      # check-specific numbers: worst_index, got, expected, rel_err, ...
       ],
-      "checks": {group: {"passed": int, "failed": int}},  # cases per check group: process, inputs,
-                                                        # structure, values, determinism
-      "cases": [{"id", "shape", "knobs", "dtype", "distribution", "seed", "passed", "outputs": [...]}],
+      "checks": {group: {"passed": int, "failed": int}},  # cases per check group: static, process, inputs,
+                                                        # anti_cheat, structure, values, determinism, sanitizer
+      "cases": [{"id", "shape", "knobs", "dtype", "distribution", "seed", "passed", "outputs": [...],
+                 "torch_ops": {aten op: calls}, "launches": int}],   # non-glue ATen ops forward called;
+                                                                     # Triton/extension launches
       "log_tail": str,                    # the candidate process's last output, when it failed
       "environment": {"python", "torch", "triton", "device_name", "interpreter", "network_isolated",
-                      "isolation_note"},
+                      "isolation_note", "fuzzer"},      # fuzzer: "hypothesis" or "random" (the case planner)
       "seconds": float
     }
+
+Fields added within schema version 1 (additive; readers of the older fields are unaffected):
+``checks.static`` / ``checks.anti_cheat`` / ``checks.sanitizer``, ``cases[].torch_ops`` / ``launches``,
+``environment.fuzzer``; static-policy failures carry ``rule`` (e.g. ``"import:os"``) and ``line``; a
+failure seen on a later call of the same case carries ``call`` (0-based) and, for a variant input set,
+``variant_seed``; sanitizer failures carry ``report``. Case ``shape`` may be ``"fuzz"`` (planned by the
+property-based fuzzer) and ``distribution`` may be ``"extreme"`` or ``"special"``.
+
+Check names (``failures[].check``): static policy — ``forbidden_import``, ``forbidden_call``,
+``monkeypatch``, ``reads_reference``, ``side_stream``, ``cuda_policy``; worker guards —
+``patched_runtime``, ``introspection``, ``torch_ops``, ``no_kernel``, ``background_thread``,
+``unsynchronised_work``, ``output_reused``, ``state_retained``, ``mutated_input``, ``bad_output_type``;
+structure — ``output_count``, ``output_shape``, ``output_dtype``, ``output_device``,
+``overlapping_output``; values — ``mismatch``, ``constant_output``, ``nonfinite_output``,
+``special_values``, ``nondeterministic``; process — ``timeout``, ``segfault``, ``exception``, ... (see
+``sandbox/worker.py``); ``sanitizer_memcheck``, ``sanitizer_racecheck``.
 """
 
 from __future__ import annotations

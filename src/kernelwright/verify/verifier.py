@@ -17,7 +17,7 @@ from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import draw_shapes
 from kernelwright.tasks.task import Task, load_task
-from kernelwright.verify import checks, tolerance
+from kernelwright.verify import checks, fuzz, static, tolerance
 from kernelwright.verify.inputs import DISTRIBUTIONS, Case, build_case, reference_outputs
 from kernelwright.verify.result import VerifyResult
 
@@ -26,6 +26,10 @@ MIN_SHAPES = 8
 ELEMENT_BUDGET = {"cpu": 2**14, "cuda": 2**22}
 CPU_LEADING_CAP = 257  # rows under the interpreter: each row is a program run in Python
 REPEATS = 2  # every case runs twice: the second run must match the first bit for bit
+# Cases (the first of each dtype) that also run on VARIANTS more input sets of the same shape, in the same
+# process: a result cached by pointer, id, shape or content is stale on them, and a cache grows.
+PROBES_PER_DTYPE = 1
+VARIANTS = 2
 
 
 def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int | None = None) -> list[Case]:
@@ -46,25 +50,57 @@ def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int |
             case_id = f"{label}-{s}-{dtype}"
             cases.append(build_case(module, case_id=case_id, label=label, knobs=knobs, dtype=dtype,
                                     distribution=distribution, seed=seeds.randrange(2**31)))
+    for f, (knobs, dtype, distribution) in enumerate(fuzz.draw(
+            task, count=fuzz.FUZZ_CASES["cpu" if on_cpu else "cuda"], seed=seeds.randrange(2**31),
+            budget=ELEMENT_BUDGET["cpu" if on_cpu else "cuda"], leading_cap=CPU_LEADING_CAP if on_cpu else None)):
+        cases.append(build_case(module, case_id=f"fuzz-{f}-{dtype}", label="fuzz", knobs=knobs, dtype=dtype,
+                                distribution=distribution, seed=seeds.randrange(2**31)))
+    for dtype in task.dtype_names:
+        for case in [c for c in cases if c.dtype == dtype and c.label != "fuzz"][:PROBES_PER_DTYPE]:
+            case.variants = [build_case(module, case_id=f"{case.id}-v{v}", label=case.label, knobs=case.knobs,
+                                        dtype=dtype, distribution=case.distribution, seed=seeds.randrange(2**31),
+                                        model_seed=case.seed) for v in range(VARIANTS)]
     return cases
 
 
 def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limits: Limits = Limits(),
-           shapes: int = MIN_SHAPES, seed: int | None = None) -> VerifyResult:
+           shapes: int = MIN_SHAPES, seed: int | None = None, static_policy: bool = True,
+           sanitize: bool = False) -> VerifyResult:
     """Verify ``candidate`` against ``task``. Raises ``UsageError`` for bad input; a bad candidate is a
-    rejected ``VerifyResult``, never an exception."""
+    rejected ``VerifyResult``, never an exception.
+
+    ``static_policy=False`` skips the AST pass (to show the dynamic checks stand on their own);
+    ``sanitize=True`` (GPU only) also runs one case under compute-sanitizer's memcheck and racecheck."""
     started = time.monotonic()
     device = resolve_device(device)
     task_obj = load_task(task)
     candidate_path = Path(candidate)
     if not candidate_path.is_file():
         raise UsageError(f"Candidate file {candidate} does not exist; pass a Python file that defines `ModelNew`.")
+    if sanitize and device == "cpu":
+        raise UsageError("--sanitize needs a GPU (compute-sanitizer checks CUDA kernels); run with --device cuda "
+                         "on a machine with an NVIDIA GPU.")
+    if sanitize:
+        from kernelwright.verify.sanitize import find_sanitizer
+
+        find_sanitizer()
     result = VerifyResult(task=task_obj.name, task_path=str(task_obj.path), candidate=str(candidate_path.resolve()),
                           device=device, environment=describe(device))
+    result.environment["fuzzer"] = fuzz.planner_name()
+    extensions = task_extensions(task_obj)
+    if static_policy:
+        violations = static.check_source(candidate_path.read_text(errors="replace"), allow=extensions["policy"])
+        result.record("static", not violations)
+        for v in violations:
+            result.fail(v.check, v.message, None, rule=v.rule, line=v.line)
+        if violations:  # policy violations are not run at all: they may open sockets or spawn processes
+            result.seconds = time.monotonic() - started
+            return result
     cases = plan_cases(task_obj, device, shapes=shapes, seed=seed)
     by_id = {c.id: c for c in cases}
     outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()),
-                          "cases": [c.job(repeat=REPEATS) for c in cases]}, device=device, limits=limits)
+                          "allowed_ops": extensions["ops"], "cases": [c.job(repeat=REPEATS) for c in cases]},
+                         device=device, limits=limits)
     result.environment.update(network_isolated=outcome.network_isolated, isolation_note=outcome.isolation_note)
     result.record("process", outcome.ok)
     if not outcome.ok:
@@ -80,10 +116,27 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
     if missing:
         result.fail("not_run", f"{len(missing)} case(s) never ran because an earlier CUDA error killed the context",
                     None, cases=missing)
+    if sanitize and result.accepted:
+        from kernelwright.verify.sanitize import run_sanitizer
+
+        run_sanitizer(result, cases, candidate_path, device, limits)
     if not result.accepted:
-        result.log_tail = outcome.log_tail
+        result.log_tail = result.log_tail or outcome.log_tail
     result.seconds = time.monotonic() - started
     return result
+
+
+def task_extensions(task: Task) -> dict[str, list[str]]:
+    """The task file's verifier extensions: ``ALLOWED_TORCH_OPS`` (ATen op names, e.g. ``"sum"``, that
+    forward may use besides the built-in glue) and ``ALLOWED_POLICY`` (static rule ids to allow)."""
+    module = task.load()
+    found = {}
+    for key, name in (("ops", "ALLOWED_TORCH_OPS"), ("policy", "ALLOWED_POLICY")):
+        value = getattr(module, name, [])
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise UsageError(f"Task file {task.path}: {name} must be a list of strings, got {value!r}.")
+        found[key] = list(value)
+    return found
 
 
 def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: Task, device: str) -> dict:
@@ -98,16 +151,31 @@ def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: T
     result.record("inputs", not reported["mutated_inputs"])
     if reported["mutated_inputs"]:
         result.fail("mutated_input", f"ModelNew wrote to input(s) {reported['mutated_inputs']}", case.describe())
+    violations = reported.get("violations", [])
+    result.record("anti_cheat", not violations)
+    for v in violations:
+        result.fail(v["check"], v["message"], case.describe(), call=v.get("call", 0))
+    entry.update(torch_ops=reported.get("torch_ops", {}), launches=reported.get("launches", 0))
     refs, eagers = reference_outputs(case, device)
-    outs = runs[0]
-    structure = checks.check_structure(outs, eagers)
+    structure = checks.check_structure(runs[0], eagers, reported.get("outputs", []), device)
     _record(result, "structure", structure, case)
     if not structure:
         base = tolerance.for_dtype(case.dtype, atol=task.atol, rtol=task.rtol)
-        value_failures, stats = checks.check_values(outs, refs, eagers, base)
+        value_failures, stats = checks.check_values(runs[0], refs, eagers, base)
         entry["outputs"] = stats
+        repeats = runs[:REPEATS]
+        # Each variant input set (same shape, new values, later in the same process) is judged on its own.
+        for variant, outs in zip(case.variants, runs[REPEATS:]):
+            v_refs, v_eagers = reference_outputs(variant, device)
+            more = checks.check_structure(outs, v_eagers)
+            if not more:
+                more, _ = checks.check_values(outs, v_refs, v_eagers, base)
+            for f in more:
+                f.message = f"on a new input set of the same shape (call {REPEATS + case.variants.index(variant) + 1}): " + f.message
+                f.details["variant_seed"] = variant.seed
+            value_failures += more
         _record(result, "values", value_failures, case)
-        _record(result, "determinism", checks.check_determinism(runs), case)
+        _record(result, "determinism", checks.check_determinism(repeats), case)
     if reported.get("note"):
         entry["note"] = reported["note"]
     entry["passed"] = len(result.failures) == before
