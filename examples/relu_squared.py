@@ -10,7 +10,7 @@ def _relu_squared_kernel(x_ptr, out_ptr, n_elements, BLOCK: tl.constexpr):
     offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < n_elements
     x = tl.load(x_ptr + offs, mask=mask, other=0.0).to(tl.float32)
-    r = tl.maximum(x, 0.0)
+    r = tl.where(x < 0.0, 0.0, x)  # not tl.maximum: relu propagates NaN, as torch.relu does
     y = r * r
     tl.store(out_ptr + offs, y.to(out_ptr.dtype.element_ty), mask=mask)
 

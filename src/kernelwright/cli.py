@@ -54,12 +54,15 @@ def verify(
     timeout: float = typer.Option(Limits.timeout_s, help="seconds the candidate process may run"),
     memory_mb: int = typer.Option(Limits.memory_mb, help="host memory (RSS, MB) the candidate process may use"),
     shapes: int = typer.Option(8, min=1, help="how many shapes to draw from the task's knobs"),
+    sanitize: bool = typer.Option(False, "--sanitize", help="also run one case under compute-sanitizer "
+                                                            "(memcheck, racecheck); needs a GPU"),
 ) -> None:
     """Check a candidate on many shapes, dtypes and inputs. Exit 0 accepted, 1 rejected, 2 usage error."""
     from kernelwright.verify import verify as run_verify
 
     try:
-        result = run_verify(task, candidate, device=device, limits=Limits(timeout, memory_mb), shapes=shapes)
+        result = run_verify(task, candidate, device=device, limits=Limits(timeout, memory_mb), shapes=shapes,
+                            sanitize=sanitize)
     except KernelwrightError as exc:
         _fail_usage(exc)
     if as_json:

@@ -106,9 +106,10 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 
 def run_worker(job: dict[str, Any], *, device: str, limits: Limits = Limits(),
-               scratch_root: Path | None = None, keep_scratch: bool = False) -> WorkerOutcome:
+               scratch_root: Path | None = None, keep_scratch: bool = False,
+               wrapper: tuple[str, ...] | list[str] = ()) -> WorkerOutcome:
     """Run one job in a fresh sandboxed worker process and return how it ended; never raises for the
-    candidate's sake."""
+    candidate's sake. ``wrapper`` is a command the worker runs under (``compute-sanitizer ...``)."""
     import torch
 
     scratch = Path(tempfile.mkdtemp(prefix="kw-worker-", dir=scratch_root))
@@ -121,7 +122,7 @@ def run_worker(job: dict[str, Any], *, device: str, limits: Limits = Limits(),
     reason = message = None
     with open(log_path, "wb") as log, os.fdopen(read_fd, "rb", buffering=0) as report_pipe:
         proc = subprocess.Popen(
-            [*prefix, sys.executable, "-m", "kernelwright.sandbox.worker", str(scratch), device, str(write_fd)],
+            [*prefix, *wrapper, sys.executable, "-m", "kernelwright.sandbox.worker", str(scratch), device, str(write_fd)],
             stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=scratch,
             env=scrubbed_env(scratch, interpret=device == "cpu"), pass_fds=(write_fd,), start_new_session=True,
         )
