@@ -19,19 +19,6 @@ from pathlib import Path
 
 EXAMPLE = (Path(__file__).resolve().parents[2] / "examples" / "relu_squared.py").read_text()
 
-TORCH_KERNEL = '''import torch
-import torch.nn as nn
-
-
-class ModelNew(nn.Module):
-    def __init__(self):
-        super().__init__()
-
-    def forward(self, x):
-        y = torch.clamp_min(x.float(), 0.0)
-        return (y * y).to(x.dtype)
-'''
-
 CHEAT = '''import torch
 import torch.nn as nn
 import os
@@ -69,7 +56,7 @@ def scripted_answer(role: str, system: str, messages: list[dict]) -> str:
                '{"title": "fewer programs", "why": "launch", "how": "grid-stride"}]}\n```'
     if role == "debugger":
         if "mutated" in prompt or "CHEAT" in prompt:
-            return fenced(kernel(TORCH_KERNEL, 0.8), "The kernel wrote into its input; fixed:")
+            return fenced(kernel(EXAMPLE.replace("min(4096,", "min(2048,"), 0.8), "It wrote into its input; fixed:")
         return fenced(kernel(EXAMPLE, 0.5), "A colon was missing:")
     if role == "writer":
         if "Rejected earlier in this run" in prompt:  # round 2: the rejection was fed back

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Mapping
 
@@ -27,13 +28,16 @@ class AnthropicProvider:
         self.retry = retry or RetryPolicy()
         self._client = self.sdk.Anthropic(api_key=key, timeout=timeout_s, max_retries=0, http_client=http_client,
                                           base_url=base_url)
+        # Newer SDKs (and models) no longer take a temperature; sampling at their default still varies samples.
+        self._takes_temperature = "temperature" in inspect.signature(self._client.messages.create).parameters
 
     def complete(self, system: str, messages: list[dict[str, str]], *, max_tokens: int,
                  temperature: float) -> Completion:
         def call():
             try:
+                extra = {"temperature": temperature} if self._takes_temperature else {}
                 return self._client.messages.create(model=self.model, system=system, messages=messages,
-                                                    max_tokens=max_tokens, temperature=temperature)
+                                                    max_tokens=max_tokens, **extra)
             except self.sdk.APIError as exc:
                 raise translate(self.sdk, exc, label="Anthropic", model=self.model, key_env=KEY_ENV) from None
 
