@@ -199,5 +199,82 @@ def device(
     console.print(table)
     console.print(f"cached in {cache_dir()}", highlight=False)
 
+@app.command()
+def package(
+    source: Path = typer.Argument(..., help="a candidate file, or an optimize run directory holding best.py"),
+    name: str = typer.Option(..., help="kernel name: lowercase letters, digits and dashes (e.g. rmsnorm-triton)"),
+    out: Path = typer.Option(..., help="directory to create (must not exist, or be empty)"),
+    task: Optional[str] = typer.Option(None, help="task file or bundled name (default: from the run's results or "
+                                                  "the candidate's file name)"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Verify a candidate and write a Hugging Face `kernels` repository. Exit 0 written, 1 candidate rejected
+    (nothing written), 2 usage error (nothing written)."""
+    from kernelwright.package import CandidateRejected, package as run_package
+
+    try:
+        result = run_package(source, name=name, out=out, task=task, device=device)
+    except CandidateRejected as exc:
+        errors.print(f"[bold red]rejected:[/] {exc}", highlight=False)
+        for failure in exc.result.failures[:5]:
+            errors.print(f"  ✗ {failure['check']}: {failure['message']}", highlight=False)
+        raise typer.Exit(1)
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2))
+        return
+    console.print(f"[bold green]packaged[/] {result.name} → {result.path}  (id {result.kernel_id}, function "
+                  f"`{result.function}`, layer `{result.layer}` for key `{result.layer_key}`)", highlight=False)
+    console.print(f"  verified on {result.verification['environment'].get('device_name')}; see "
+                  f"{result.path / 'CARD.md'}", highlight=False)
+
+
+@app.command()
+def e2e(
+    model: str = typer.Option("qwen3", help="llama or qwen3 (built from a config, random weights)"),
+    size: str = typer.Option("small", help="small (CPU-friendly) or 8b-shape (Llama-3-8B / Qwen3-8B shapes)"),
+    kernel: Optional[Path] = typer.Option(None, help="a repository written by `kernelwright package`"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    dtype: Optional[str] = typer.Option(None, help="bfloat16 (GPU default), float16 or float32 (CPU default)"),
+    out: Path = typer.Option(Path("runs/e2e"), help="directory for e2e.json, e2e.csv and e2e.png"),
+    compile: bool = typer.Option(True, "--compile/--no-compile", help="also time torch.compile variants"),
+    layers: Optional[int] = typer.Option(None, help="override the number of decoder layers"),
+    reps: Optional[int] = typer.Option(None, help="timed repetitions per measurement"),
+) -> None:
+    """Kernelize a transformers model with a packaged layer: logits check, prefill/decode latency, share of
+    time in the replaced ops. Exit 1 if the logits check fails."""
+    from kernelwright.package.e2e import run_e2e
+
+    try:
+        result = run_e2e(model, size, kernel=kernel, device=device, dtype=dtype, out=out, compile=compile,
+                         layers=layers, reps=reps)
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    table = Table(title=f"e2e {model} {size} {result.dtype} on {result.environment.get('device_name')}")
+    for column in ("variant", "phase", "median ms", "× eager", "replaced share"):
+        table.add_column(column, justify="right")
+    eager = {r["phase"]: r["median_ms"] for r in result.rows if r["variant"] == "eager"}
+    for r in result.rows:
+        share = result.shares.get(r["variant"], {}).get(r["phase"])
+        table.add_row(r["variant"], r["phase"], f"{r['median_ms']:.3f}", f"{eager[r['phase']] / r['median_ms']:.2f}",
+                      f"{100 * share:.1f}%" if share is not None else "–")
+    console.print(table)
+    for phase, a in result.amdahl.items():
+        console.print(f"{phase}: replaced ops took {100 * a['share_eager']:.1f}% of eager time; op speedup "
+                      f"{a['op_speedup']:.2f}× → Amdahl predicts {a['predicted_speedup']:.3f}×, measured "
+                      f"{a['measured_speedup']:.3f}× (ceiling {a['ceiling']:.3f}×)", highlight=False)
+    check = result.logits_check
+    if check:
+        verdict = "[green]ok[/]" if check["passed"] else "[red]FAILED[/]"
+        console.print(f"logits vs eager: rel L2 {check['rel_l2']:.2e} (tolerance {check['tolerance']:.0e}), "
+                      f"{check['kernel_calls']} kernel call(s) in one prefill: {verdict}", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {note}", highlight=False)
+    console.print(f"wrote {out / 'e2e.json'}, {out / 'e2e.csv'}, {out / 'e2e.png'}", highlight=False)
+    raise typer.Exit(1 if check and not check["passed"] else 0)
+
+
 if __name__ == "__main__":
     app()
