@@ -1,0 +1,88 @@
+"""Variant enumeration: the launch configurations worth trying for one shape bucket, best guess first.
+
+A configuration is a plain dict, written into the candidate's ``CONFIGS`` table:
+
+* ``one_pass`` — hold whole rows in registers (rows kernel; falls back to chunks past ``MAX_TILE``)
+* ``block`` — chunk width of the looped rows kernel, or elements per step of the pointwise kernel
+* ``rows`` — rows per program step (narrow rows: several per program)
+* ``warps``, ``stages`` — Triton's ``num_warps`` / ``num_stages``
+* ``programs_per_sm`` — 0: one program per block; k: a persistent grid of k programs per SM
+
+The first entry of each list is the prior (what a kernel engineer would write, as in ``examples/``);
+the rest are its neighbours, ordered so a small budget still tries the changes that matter most.
+"""
+
+from __future__ import annotations
+
+from kernelwright.search.codegen import MAX_TILE
+
+
+def _next_pow2(n: int) -> int:
+    return 1 << max(0, (max(1, n) - 1).bit_length())
+
+
+def _warps_for(elements: int) -> int:
+    return 16 if elements >= 8192 else 8 if elements >= 2048 else 4
+
+
+def config(*, one_pass: bool = True, block: int = 4096, rows: int = 1, warps: int = 4, stages: int = 2,
+           programs_per_sm: int = 0) -> dict:
+    return dict(one_pass=one_pass, block=block, rows=rows, warps=warps, stages=stages,
+                programs_per_sm=programs_per_sm)
+
+
+def probes(kind: str) -> list[tuple[str, dict]]:
+    """Configurations that drive every code path of a generated kernel on the verifier's small shapes:
+    whole rows with several rows per program and row tails; 16-wide chunks (many chunks, column tails)
+    on a persistent grid."""
+    if kind == "pointwise":
+        return [("probe-pointwise", config(block=64, warps=4, programs_per_sm=1))]
+    return [("probe-one-pass", config(one_pass=True, rows=4, warps=4)),
+            ("probe-looped", config(one_pass=False, block=16, rows=2, warps=4, programs_per_sm=1))]
+
+
+def ranked(kind: str, n_rows: int, n_cols: int) -> list[dict]:
+    """Configurations for one bucket, prior first, without duplicates."""
+    out: list[dict] = []
+
+    def add(cfg: dict) -> None:
+        if cfg not in out:
+            out.append(cfg)
+
+    if kind == "pointwise":
+        n = n_rows * n_cols
+        for block, warps, persistent in ((4096, 8, 0), (2048, 4, 0), (8192, 8, 0), (1024, 4, 0), (4096, 4, 0),
+                                         (8192, 16, 0), (4096, 8, 8), (2048, 4, 16), (16384, 16, 0), (1024, 2, 0),
+                                         (2048, 8, 0), (8192, 8, 4)):
+            add(config(block=min(block, max(16, _next_pow2(n))), warps=warps, programs_per_sm=persistent))
+        return out
+
+    width = max(16, _next_pow2(n_cols))
+    many_rows = n_rows >= 2048
+    if width <= MAX_TILE:
+        rows = max(1, min(16, 2048 // width))
+        prior = config(one_pass=True, rows=rows, warps=_warps_for(rows * width))
+        add(prior)
+        for warps in (prior["warps"] * 2, max(1, prior["warps"] // 2)):
+            if warps <= 32:
+                add({**prior, "warps": warps})
+        if rows > 1:
+            add({**prior, "rows": rows // 2})
+        add({**prior, "rows": rows * 2, "warps": _warps_for(rows * 2 * width)})
+        if many_rows:
+            add({**prior, "programs_per_sm": 4})
+            add({**prior, "programs_per_sm": 8})
+    # looped variants: always available, needed past MAX_TILE, sometimes faster for wide rows
+    if width > 2048:
+        few_rows = n_rows < 512
+        for block, warps in ((16384, 16), (8192, 16), (4096, 8), (2048, 8), (8192, 8), (4096, 16)) if few_rows else \
+                ((4096, 8), (8192, 16), (2048, 8), (4096, 16), (8192, 8), (16384, 16)):
+            if block < width:
+                add(config(one_pass=False, block=block, rows=1, warps=warps))
+        for cfg in list(out):
+            if not cfg["one_pass"]:
+                add({**cfg, "stages": 3})
+                add({**cfg, "stages": 1})
+    if not out:
+        add(config(one_pass=True, rows=1, warps=4))
+    return out

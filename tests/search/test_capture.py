@@ -1,0 +1,54 @@
+"""Graph capture: bundled tasks lower to the IR the generator needs; uncovered ops are named."""
+
+from pathlib import Path
+
+import pytest
+
+from kernelwright.search.capture import Unsupported, capture
+from kernelwright.tasks.task import load_task
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+
+
+def test_rmsnorm_is_one_row_reduction_with_weight_parameter():
+    program = capture(load_task("rmsnorm"))
+    assert program.kind == "rows" and program.rank == 2 and program.reduce_dim == 1
+    by_ref = {s.ref: s for s in program.inputs}
+    assert by_ref["weight"].source == "param" and by_ref["weight"].dim_map == (1,)
+    assert by_ref["x"].source == "input" and by_ref["x"].dim_map == (0, 1)
+    ops = [n.op for n in program.nodes]
+    assert ops.count("sum") == 1 and "rsqrt" in ops
+    # the explicit .to(input_dtype) of LlamaRMSNorm survives as a cast to the task dtype
+    assert any(n.op == "cast" and n.dtype == "case" for n in program.nodes)
+
+
+def test_softmax_has_two_dependent_reductions():
+    program = capture(load_task("softmax"))
+    reductions = [n for n in program.nodes if n.op in ("max", "sum")]
+    assert [n.op for n in reductions] == ["max", "sum"]
+
+
+def test_add_rmsnorm_has_two_outputs_and_pointwise_tasks_are_flat():
+    program = capture(load_task("add_rmsnorm"))
+    assert len(program.outputs) == 2 and program.output_is_tuple
+    assert capture(load_task("gelu")).kind == "pointwise"
+    assert capture(load_task("swiglu")).kind == "pointwise"
+
+
+def test_layernorm_variance_is_lowered_without_baked_sizes():
+    program = capture(load_task("layernorm"))
+    assert sum(n.op == "sum" for n in program.nodes) == 2  # mean, then squared deviations
+    assert any(n.op == "ncols" for n in program.nodes)       # the row length is read at run time
+
+
+def test_non_last_dimension_reduction():
+    program = capture(load_task(FIXTURES / "kernelbench_sum_dim1.py"))
+    assert program.rank == 3 and program.reduce_dim == 1
+    assert program.outputs[0].dim_map == (0, None, 2)  # keepdim=True
+
+
+@pytest.mark.parametrize("task, op", [("cross_entropy", "aten.gather"), (FIXTURES / "kernelbench_cumsum.py", "cumsum")])
+def test_uncovered_ops_are_named(task, op):
+    with pytest.raises(Unsupported) as info:
+        capture(load_task(task))
+    assert op in info.value.op
