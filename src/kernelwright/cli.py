@@ -199,6 +199,34 @@ def device(
     console.print(table)
     console.print(f"cached in {cache_dir()}", highlight=False)
 
+
+@app.command()
+def optimize(
+    task: str = typer.Argument(..., help="a task file or a bundled task name"),
+    agent: str = typer.Option("offline", help="offline (no key, no network) or anthropic:MODEL, openai:MODEL, "
+                                              "openai-compatible:URL:MODEL"),
+    budget: Optional[int] = typer.Option(None, help="tuning rounds on a GPU (default 10; the CPU tunes nothing)"),
+    out: Optional[Path] = typer.Option(None, help="run directory (default kernelwright-runs/TASK); the same "
+                                                  "directory resumes a killed run"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+) -> None:
+    """Capture, generate, verify and tune Triton kernels for a task; keep the best as OUT/best.py."""
+    from kernelwright.optimize import OptimizeLimit, optimize as run_optimize
+    from kernelwright.search.report import render_optimize
+
+    try:
+        with console.status("starting") as status:
+            result = run_optimize(task, agent=agent, budget=budget, out=out, device=device,
+                                  report=lambda msg: (status.update(msg), console.log(msg, highlight=False)))
+    except OptimizeLimit as exc:
+        errors.print(f"[bold red]not covered:[/] {exc}", highlight=False)
+        raise typer.Exit(1)
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    render_optimize(console, result)
+    raise typer.Exit(0 if result.accepted else 1)
+
+
 @app.command()
 def package(
     source: Path = typer.Argument(..., help="a candidate file, or an optimize run directory holding best.py"),
