@@ -21,6 +21,8 @@ def scrubbed_env(scratch: Path, *, interpret: bool) -> dict[str, str]:
     """Allow-listed variables plus private caches and home inside the scratch directory."""
     env = {k: v for k, v in os.environ.items() if k in ALLOWED and not SECRET.search(k)}
     package_root = str(Path(__file__).resolve().parents[2])  # so the worker imports this kernelwright
+    # The parent's import path (packages installed with --target, a checkout's src/) is not a secret.
+    import_path = os.pathsep.join(p for p in [package_root, os.environ.get("PYTHONPATH", "")] if p)
     env.update(
         HOME=str(scratch),
         TMPDIR=str(scratch / "tmp"),
@@ -28,7 +30,7 @@ def scrubbed_env(scratch: Path, *, interpret: bool) -> dict[str, str]:
         TORCH_EXTENSIONS_DIR=str(scratch / "torch-extensions"),
         TORCHINDUCTOR_CACHE_DIR=str(scratch / "inductor-cache"),
         XDG_CACHE_HOME=str(scratch / "cache"),
-        PYTHONPATH=package_root,
+        PYTHONPATH=import_path,
         PYTHONNOUSERSITE="1",
         PYTHONUNBUFFERED="1",
         PYTHONDONTWRITEBYTECODE="1",
