@@ -145,7 +145,7 @@ class Conductor:
         self.budget, self.strategy = budget, strategy
         self.prices = prices or load_prices()
         self.out = Path(out)
-        self.evaluator = evaluator or Evaluator(self.task.name, self.device)
+        self.evaluator = evaluator or Evaluator(str(self.task.path), self.device)
         self.seeds = default_seeds(self.task.name) if seeds is None else seeds
         self._log = log
         self.started = time.monotonic()
