@@ -211,6 +211,8 @@ def optimize(
     device: str = typer.Option("auto", help=DEVICE_HELP),
 ) -> None:
     """Capture, generate, verify and tune Triton kernels for a task; keep the best as OUT/best.py."""
+    if agent != "offline":  # the LLM agent team (kernelwright.agents); --budget counts its candidates
+        _optimize_with_agent(task, agent, budget, out, device)
     from kernelwright.optimize import OptimizeLimit, optimize as run_optimize
     from kernelwright.search.report import render_optimize
 
@@ -270,6 +272,7 @@ def e2e(
     compile: bool = typer.Option(True, "--compile/--no-compile", help="also time torch.compile variants"),
     layers: Optional[int] = typer.Option(None, help="override the number of decoder layers"),
     reps: Optional[int] = typer.Option(None, help="timed repetitions per measurement"),
+    tokens: Optional[int] = typer.Option(None, help="prompt length (default: 32 small, 2048 8b-shape)"),
 ) -> None:
     """Kernelize a transformers model with a packaged layer: logits check, prefill/decode latency, share of
     time in the replaced ops. Exit 1 if the logits check fails."""
@@ -277,7 +280,7 @@ def e2e(
 
     try:
         result = run_e2e(model, size, kernel=kernel, device=device, dtype=dtype, out=out, compile=compile,
-                         layers=layers, reps=reps)
+                         layers=layers, reps=reps, prompt=(1, tokens) if tokens else None)
     except KernelwrightError as exc:
         _fail_usage(exc)
     table = Table(title=f"e2e {model} {size} {result.dtype} on {result.environment.get('device_name')}")
@@ -302,6 +305,27 @@ def e2e(
         console.print(f"[yellow]note:[/] {note}", highlight=False)
     console.print(f"wrote {out / 'e2e.json'}, {out / 'e2e.csv'}, {out / 'e2e.png'}", highlight=False)
     raise typer.Exit(1 if check and not check["passed"] else 0)
+
+
+def _optimize_with_agent(task: str, agent: str, budget: Optional[int], out: Optional[Path], device: str) -> None:
+    """``optimize --agent anthropic:MODEL|openai:MODEL|openai-compatible:URL:MODEL|replay:RUN_DIR``."""
+    from kernelwright.agents.session import optimize_with_agent
+
+    try:
+        result = optimize_with_agent(task, agent=agent, out=out, device=device, candidates=budget,
+                                     report=lambda msg: console.log(msg, highlight=False, markup=False))
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    totals = result.totals
+    cost = f"${totals['dollars']:.2f}" + (" (some calls unpriced)" if totals["calls_without_price"] else "")
+    console.print(f"stopped: {result.stop_reason}; {result.candidates} candidates, {result.accepted} accepted; "
+                  f"{totals['calls']} LLM calls, {totals['tokens']} tokens, {cost}", highlight=False)
+    if result.best_path is None:
+        console.print(f"[bold red]no accepted kernel[/] (run directory {result.run_dir})")
+        raise typer.Exit(1)
+    score = f"{result.best_score:.2f}× the fastest baseline" if result.best_score else "untimed"
+    console.print(f"[bold green]best[/] {result.best} ({score}) → {result.best_path}", highlight=False)
+    raise typer.Exit(0)
 
 
 if __name__ == "__main__":
