@@ -19,12 +19,24 @@ def test_every_example_is_accepted_on_the_gpu_including_the_benchmark_shape(name
 
 
 @pytest.mark.parametrize("path", sorted(CORPUS.glob("*.py")), ids=lambda p: p.stem)
-def test_corpus_is_rejected_on_the_gpu(path):
-    import re
+def test_corpus_is_rejected_on_the_gpu_for_its_reason(path):
+    from verify.test_corpus import check_bad
 
-    fields = dict(re.findall(r"^#\s*(\w+):\s*(.+)$", path.read_text(), re.M)[:4])
-    result = verify(fields["task"], path, device="cuda")
-    assert not result.accepted
+    check_bad(path, "cuda")
+
+
+@pytest.mark.parametrize("path", sorted((CORPUS / "controls").glob("*.py")), ids=lambda p: p.stem)
+def test_corpus_controls_are_accepted_on_the_gpu(path):
+    from verify.test_corpus import check_control
+
+    check_control(path, "cuda")
+
+
+def test_sanitize_passes_a_correct_kernel_and_rejects_an_uninitialised_read():
+    good = verify("silu", EXAMPLES / "silu.py", device="cuda", sanitize=True)
+    assert good.accepted and good.checks["sanitizer"]["passed"] == 2, good.failures[:2]
+    bad = verify("silu", CORPUS / "bug_uninitialised_shared_memory.py", device="cuda", sanitize=True)
+    assert {"sanitizer_racecheck", "sanitizer_memcheck"} & {f["check"] for f in bad.failures}, bad.failures[:3]
 
 
 def test_bench_on_gpu_measures_and_rechecks():

@@ -12,8 +12,8 @@ __global__ void silu_kernel(const float* x, float* out, long n) {
     __shared__ float tile[256];
     long i = blockIdx.x * (long)blockDim.x + threadIdx.x;
     if (threadIdx.x < 128 && i < n) tile[threadIdx.x] = x[i];
-    // no __syncthreads, and threads >= 128 read slots nobody wrote
-    if (i < n) { float v = tile[threadIdx.x]; out[i] = v / (1.0f + __expf(-v)); }
+    // no __syncthreads: each thread reads its neighbour's slot (a race), and slots >= 128 nobody wrote
+    if (i < n) { float v = tile[(threadIdx.x + 1) % 256]; out[i] = v / (1.0f + __expf(-v)); }
 }
 torch::Tensor silu(torch::Tensor x) {
     auto xf = x.contiguous().to(torch::kFloat);

@@ -116,7 +116,7 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
     if missing:
         result.fail("not_run", f"{len(missing)} case(s) never ran because an earlier CUDA error killed the context",
                     None, cases=missing)
-    if sanitize and result.accepted:
+    if sanitize:  # even when rejected: the sanitizer's report often names the bug
         from kernelwright.verify.sanitize import run_sanitizer
 
         run_sanitizer(result, cases, candidate_path, device, limits)
