@@ -16,4 +16,5 @@ PY
 status=0
 python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$out/pytest_gpu.log" | tail -n 25 || status=1
 python3 benchmarks/suite.py --out "$out/suite" ${SUITE_ARGS:-} 2>&1 | tee "$out/suite.log" | tail -n 60 || status=1
+python3 benchmarks/optimize_suite.py --out "$out/optimize" ${OPTIMIZE_ARGS:-} 2>&1 | tee "$out/optimize.log" | tail -n 40 || status=1
 exit $status

@@ -77,8 +77,8 @@ def parse_agent(agent: str) -> str:
     if agent in AGENTS:
         return agent
     if agent.split(":")[0] in ("anthropic", "openai", "openai-compatible"):
-        raise UsageError(f"Agent '{agent}' needs the LLM agent team (issue 6), which is not wired into "
-                         "`optimize` yet; use `--agent offline`.")
+        raise UsageError(f"Agent '{agent}' is an LLM agent: the agent team (kernelwright.agents) runs it, "
+                         "not the offline search; use `--agent offline` here.")
     raise UsageError(f"Unknown agent '{agent}'; use offline, anthropic:MODEL, openai:MODEL or "
                      "openai-compatible:URL:MODEL.")
 
