@@ -56,6 +56,8 @@ def header(path: Path) -> dict[str, str]:
 def cheat_class(fields: dict[str, str], stem: str) -> str:
     if "specialised" in stem or "benchmark" in stem or "no_max_subtraction" in stem:
         return "specialised to shape/distribution"
+    if "cache" in stem:
+        return "caches across calls"
     if "precision" in stem or "tf32" in stem:
         return "lower precision"
     return CLASS_OF_CHECK.get(fields["expect"].split("|")[0], fields["expect"])
