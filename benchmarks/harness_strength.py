@@ -89,6 +89,8 @@ def main() -> None:
         print(f"device cpu: the naive harness's benchmark shape is shrunk to {ELEMENT_BUDGET['cpu']} elements "
               "(Triton interpreter); GPU-only corpus files are skipped", flush=True)
     for path in files:
+        if not path.exists():  # removed while the script ran
+            continue
         fields = header(path)
         if fields.get("gpu") and device == "cpu":
             continue
