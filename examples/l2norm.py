@@ -6,6 +6,12 @@ import triton.language as tl
 
 
 @triton.jit
+def _clamp_min_keep_nan(norm, eps):
+    # tl.maximum returns eps for a NaN norm; torch's clamp_min keeps the NaN, so a row holding NaN stays NaN.
+    return tl.where(norm != norm, norm, tl.maximum(norm, eps))
+
+
+@triton.jit
 def _l2norm_kernel(x_ptr, out_ptr, n_rows, n_cols, eps,
                    BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr, ONE_PASS: tl.constexpr):
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -15,7 +21,7 @@ def _l2norm_kernel(x_ptr, out_ptr, n_rows, n_cols, eps,
         cols = tl.arange(0, BLOCK_D)[None, :]
         mask = row_mask[:, None] & (cols < n_cols)
         x = tl.load(x_ptr + base + cols, mask=mask, other=0.0).to(tl.float32)
-        inv = 1.0 / tl.maximum(tl.sqrt(tl.sum(x * x, axis=1)), eps)
+        inv = 1.0 / _clamp_min_keep_nan(tl.sqrt(tl.sum(x * x, axis=1)), eps)
         tl.store(out_ptr + base + cols, (x * inv[:, None]).to(out_ptr.dtype.element_ty), mask=mask)
     else:
         acc = tl.zeros([BLOCK_R, BLOCK_D], dtype=tl.float32)
@@ -24,7 +30,7 @@ def _l2norm_kernel(x_ptr, out_ptr, n_rows, n_cols, eps,
             mask = row_mask[:, None] & (cols < n_cols)
             x = tl.load(x_ptr + base + cols, mask=mask, other=0.0).to(tl.float32)
             acc += x * x
-        inv = 1.0 / tl.maximum(tl.sqrt(tl.sum(acc, axis=1)), eps)
+        inv = 1.0 / _clamp_min_keep_nan(tl.sqrt(tl.sum(acc, axis=1)), eps)
         for start in range(0, n_cols, BLOCK_D):
             cols = start + tl.arange(0, BLOCK_D)[None, :]
             mask = row_mask[:, None] & (cols < n_cols)
