@@ -133,7 +133,8 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
     outputs = load_result(outcome) or {}
     module = task_obj.load()
     for spec, raw in zip(plan, outcome.report["rows"]):
-        row = _row(task_obj, module, spec, raw, outputs.get(spec["id"], []), dtype, device, ceilings)
+        outs = [o.to(device) for o in outputs.get(spec["id"], [])]
+        row = _row(task_obj, module, spec, raw, outs, dtype, device, ceilings)
         result.failures += row.pop("failures")
         result.rows.append(row)
     result.seconds = time.monotonic() - started

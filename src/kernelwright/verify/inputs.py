@@ -105,14 +105,15 @@ def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str,
 
 
 def reference_outputs(case: Case, device: str) -> tuple[list, list]:
-    """(float64 reference, the task's Model at the case dtype), both as lists of CPU tensors."""
+    """(float64 reference, the task's Model at the case dtype), both as lists of tensors on ``device``
+    (judging a benchmark-size case on the GPU is far faster than copying it to the CPU first)."""
     import torch
 
     def run(model, inputs):
         with torch.no_grad():
             out = model.to(device)(*[x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs])
         items = list(out) if isinstance(out, (tuple, list)) else [out]
-        return [torch.as_tensor(o).detach().cpu() for o in items]
+        return [torch.as_tensor(o).detach().to(device) for o in items]
 
     eager = run(copy.deepcopy(case.model), case.inputs)
     as_double = [x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in case.inputs]
