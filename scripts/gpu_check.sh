@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Run on an H100/H200 (the device machine): GPU tests, then the benchmarks; a short table last.
-# Usage: scripts/gpu_check.sh [OUT_DIR]   (OUT_DIR defaults to $OUT, else ./out)
+# Run on an H100/H200 (the device machine): GPU tests, benchmarks, packaging and agent sessions, in
+# stages, so that each fits one call of the device tool. A short table or log tail comes last.
+#
+#   scripts/gpu_check.sh STAGE...      stages: verify timing suite optimize e2e agents harness (or all)
+#
+# Environment: SUITE_ARGS, OPTIMIZE_ARGS, E2E_ARGS pass options on; WORKERS (default 8) parallel verify
+# processes for the correctness-only tests (never for timing). Everything is written under
+# $KW_OUT (default ./out/gpu_check); when $OUT is set (the device tool), a tarball of it lands there.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${1:-${OUT:-out}}
+out=${KW_OUT:-out/gpu_check}
 mkdir -p "$out"
-export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+if [ -d .whl ] && ls .whl/*.whl >/dev/null 2>&1; then  # packages the machine lacks, carried as wheels
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/kw-site .whl/*.whl \
+    && export PYTHONPATH="/tmp/kw-site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PATH="$PWD/scripts/bin:$PATH"
+mkdir -p scripts/bin && printf '#!/bin/sh\nexec python3 -m kernelwright "$@"\n' > scripts/bin/kernelwright && chmod +x scripts/bin/kernelwright
 python3 - <<'PY' | tee "$out/environment.txt"
 import datetime, torch, triton
 p = torch.cuda.get_device_properties(0)
@@ -13,12 +24,26 @@ print(f"date {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='s
 print(f"device {p.name} sm_{p.major}{p.minor} {p.multi_processor_count} SMs, torch {torch.__version__}, "
       f"cuda {torch.version.cuda}, triton {triton.__version__}")
 PY
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] || [ "${stages[0]}" = all ] && stages=(verify timing suite optimize e2e agents harness)
 status=0
-python3 -m pytest -m gpu -q -p no:cacheprovider tests 2>&1 | tee "$out/pytest_gpu.log" | tail -n 25 || status=1
-python3 benchmarks/suite.py --out "$out/suite" ${SUITE_ARGS:-} 2>&1 | tee "$out/suite.log" | tail -n 60 || status=1
-python3 benchmarks/optimize_suite.py --out "$out/optimize" ${OPTIMIZE_ARGS:-} 2>&1 | tee "$out/optimize.log" | tail -n 40 || status=1
-# Packaging: `kernels` from .whl/ (carried; pure wheels + kernels' abi3 wheel) when the machine lacks it, then
-# package examples/rmsnorm.py, load it through kernels, kernelize a Qwen3-8B-shaped model, write the e2e table.
-python3 -c "import kernels" 2>/dev/null || python3 -m pip install -q --no-deps --no-index .whl/kernels-*.whl .whl/tomlkit-*.whl
-python3 benchmarks/e2e.py --out "$out/e2e" ${E2E_ARGS:-} 2>&1 | tee "$out/e2e.log" | tail -n 30 || status=1
+run() {  # run STAGE COMMAND...: log to $out/STAGE.log, print its tail
+  local stage=$1; shift
+  echo "=== $stage: $*"
+  "$@" > "$out/$stage.log" 2>&1 || { status=1; echo "--- $stage FAILED"; }
+  tail -n "${TAIL:-30}" "$out/$stage.log"
+}
+for stage in "${stages[@]}"; do
+  case $stage in
+    verify) run verify python3 -m pytest -m gpu -q -p no:cacheprovider -n "${WORKERS:-8}" -k "not timing" tests ;;
+    timing) run timing python3 -m pytest -m gpu -q -p no:cacheprovider -n 0 -k "timing" tests ;;
+    suite) run suite python3 benchmarks/suite.py --out "$out/suite" ${SUITE_ARGS:-} ;;
+    optimize) run optimize python3 benchmarks/optimize_suite.py --out "$out/optimize" ${OPTIMIZE_ARGS:-} ;;
+    e2e) run e2e python3 benchmarks/e2e.py --out "$out/e2e" ${E2E_ARGS:-} ;;
+    agents) run agents bash scripts/agent_e2e.sh rmsnorm "$out/agent-e2e" ;;
+    harness) run harness python3 benchmarks/harness_strength.py --device cuda --out "$out/harness" ;;
+    *) echo "unknown stage $stage (verify timing suite optimize e2e agents harness all)"; status=2 ;;
+  esac
+done
+[ -n "${OUT:-}" ] && tar czf "$OUT/gpu_check-$(IFS=-; echo "${stages[*]}").tgz" -C "$out" .
 exit $status

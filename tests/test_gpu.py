@@ -1,4 +1,5 @@
-"""GPU-only checks (run by scripts/gpu_check.sh on an H100/H200)."""
+"""GPU-only checks (run by scripts/gpu_check.sh on an H100/H200). Tests named ``test_timing_*`` measure and
+must run alone on the GPU (``-k timing -n 0``); the rest only check correctness and may run in parallel."""
 
 import pytest
 
@@ -39,7 +40,7 @@ def test_sanitize_passes_a_correct_kernel_and_rejects_an_uninitialised_read():
     assert {"sanitizer_racecheck", "sanitizer_memcheck"} & {f["check"] for f in bad.failures}, bad.failures[:3]
 
 
-def test_bench_on_gpu_measures_and_rechecks():
+def test_timing_bench_on_gpu_measures_and_rechecks():
     result = bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cuda")
     assert result.ok and result.timings_meaningful
     row = result.rows[0]
@@ -47,7 +48,7 @@ def test_bench_on_gpu_measures_and_rechecks():
     assert 0 < row["fraction_of_copy"] < 1.2
 
 
-def test_a_deliberately_slowed_candidate_measures_slower():
+def test_timing_a_deliberately_slowed_candidate_measures_slower():
     fast = bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cuda", baseline_kinds="eager")
     slow = bench("rmsnorm", FIXTURES / "rmsnorm_slowed.py", device="cuda", baseline_kinds="eager")
     fast_ms = fast.rows[0]["timings"]["candidate"]["median_ms"]
@@ -55,7 +56,7 @@ def test_a_deliberately_slowed_candidate_measures_slower():
     assert fast.rows[0]["noise"] < 0.05  # the same kernel timed twice in one run agrees within a few percent
 
 
-def test_side_stream_work_is_not_measured_faster_than_it_is():
+def test_timing_side_stream_work_is_not_measured_faster_than_it_is():
     honest = bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cuda", baseline_kinds="eager")
     cheat = bench("rmsnorm", FIXTURES / "rmsnorm_side_stream.py", device="cuda", baseline_kinds="eager")
     flagged = any(f["check"] == "work_outside_timed_stream" for f in cheat.failures)
