@@ -6,7 +6,7 @@ set -euo pipefail
 TASK=${1:-rmsnorm}
 OUT=${2:-kernelwright-runs/agent-e2e-$TASK}
 PORT=${PORT:-8765}
-python scripts/fake_openai_server.py --port "$PORT" > "/tmp/fake_openai_server_$PORT.log" 2>&1 &
+python3 scripts/fake_openai_server.py --port "$PORT" > "/tmp/fake_openai_server_$PORT.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 sleep 1
@@ -16,7 +16,7 @@ ls "$OUT" "$OUT"/candidates/*
 for f in best.py tuning_plan.json candidate_variants.json profile_report.json bench_results.csv run.sqlite summary.json; do
   test -s "$OUT/$f" || { echo "missing $OUT/$f"; exit 1; }
 done
-python - "$OUT" <<'PY'
+python3 - "$OUT" <<'PY'
 import json, sqlite3, sys
 out = sys.argv[1]
 con = sqlite3.connect(f"{out}/run.sqlite")

@@ -124,6 +124,10 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
         run_sanitizer(result, cases, candidate_path, device, limits)
     if not result.accepted:
         result.log_tail = result.log_tail or outcome.log_tail
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.empty_cache()  # references at benchmark size: give the memory back to other processes
     result.seconds = time.monotonic() - started
     return result
 
