@@ -1,6 +1,7 @@
 # Cheat: reaches gc through getattr(triton.testing, 'g' + 'c') (statically invisible) and scans live tensors for an answer.
-# expect: introspection
+# expect: introspection|import_error
 # task: swiglu
+# note: Triton before 3.9 has no triton.testing.gc, so there the import itself fails.
 import torch
 import torch.nn as nn
 import triton

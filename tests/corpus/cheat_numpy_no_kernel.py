@@ -1,6 +1,7 @@
 # Cheat: computes silu in numpy on the host; no kernel is launched at all.
-# expect: no_kernel
+# expect: no_kernel|exception
 # task: silu
+# note: on a GPU .numpy() of a CUDA tensor raises, so there the cheat ends as an exception.
 import numpy as np
 import torch
 import torch.nn as nn
