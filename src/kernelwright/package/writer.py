@@ -212,6 +212,8 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
     op_attrs = [mapping[a] for a in spec.attrs]
     cases = _cases(task_obj, replaced, mapping, spec, verification)
     files["tests/__init__.py"] = ""
+    # Its own pytest root: run from inside another project, pytest would otherwise adopt that project's config.
+    files["pytest.ini"] = "[pytest]\ntestpaths = tests\n"
     files[f"tests/test_{module}.py"] = repo_files.tests_source(
         replaces=replaced.qualname, layer=replaced.class_name, layer_key=replaced.layer_key, function=spec.op_name, op_attrs=op_attrs,
         dtypes=dtypes, tolerance=_tolerance(verification), cases=cases)
