@@ -52,8 +52,8 @@ def main() -> int:
     print(f"packaged {result.path} (id {result.kernel_id}), verified on "
           f"{result.verification['environment'].get('device_name')}", flush=True)
 
-    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(repo / "tests")],
-                           cwd=repo, capture_output=True, text=True)
+    tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+                           cwd=repo.resolve(), capture_output=True, text=True)
     (args.out / "kernel_tests.log").write_text(tests.stdout + tests.stderr)
     print(f"repository tests on GPU: {'passed' if tests.returncode == 0 else 'FAILED'} "
           f"({tests.stdout.strip().splitlines()[-1] if tests.stdout.strip() else 'no output'})", flush=True)
