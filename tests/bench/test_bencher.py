@@ -25,3 +25,18 @@ def test_bench_rechecks_output_after_timing():
 def test_a_crashing_candidate_is_a_failed_bench_not_an_exception():
     result = bench("rmsnorm", CORPUS / "crash_missing_modelnew.py", device="cpu")
     assert not result.ok and result.failures[0]["check"] == "missing_modelnew" and not result.rows
+
+
+def test_timing_runs_without_the_verifiers_memory_poisoning(tmp_path):
+    # torch.empty* filled with NaN is an extra pass over each output: right for verification, wrong for timing
+    source = (EXAMPLES / "rmsnorm.py").read_text().replace(
+        "    def forward(self, x):\n",
+        "    def forward(self, x):\n        if torch.are_deterministic_algorithms_enabled():\n"
+        "            raise RuntimeError('memory poisoning is on')\n")
+    probe = tmp_path / "probe.py"
+    probe.write_text(source)
+    assert bench("rmsnorm", probe, device="cpu").ok
+    from kernelwright.verify import verify
+
+    verdict = verify("rmsnorm", probe, device="cpu", shapes=1)
+    assert any("memory poisoning is on" in f["message"] for f in verdict.failures)

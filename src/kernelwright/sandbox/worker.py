@@ -71,8 +71,11 @@ def _run(scratch: str, device: str) -> dict:
     import torch
 
     job = torch.load(os.path.join(scratch, "job.pt"), weights_only=False)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.utils.deterministic.fill_uninitialized_memory = True  # torch.empty* returns NaN, not stale data
+    # Verification poisons uninitialised memory (torch.empty* returns NaN, not stale data) so unwritten
+    # outputs show. Timing must not: the fill is an extra pass over every output the candidate allocates.
+    poison = job["mode"] == "run"
+    torch.use_deterministic_algorithms(poison, warn_only=True)
+    torch.utils.deterministic.fill_uninitialized_memory = poison
     if device.startswith("cuda"):
         torch.cuda.set_device(torch.device(device))
     from kernelwright.bench.worker_side import run_bench  # bound before the candidate is imported
