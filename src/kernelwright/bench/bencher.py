@@ -35,7 +35,7 @@ from kernelwright.errors import UsageError
 from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import fit_budget
-from kernelwright.tasks.task import Task, load_task
+from kernelwright.tasks.task import candidate_file, Task, load_task
 from kernelwright.verify import checks, tolerance
 from kernelwright.verify.inputs import build_case, reference_outputs
 
@@ -102,9 +102,7 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
     started = time.monotonic()
     device = resolve_device(device)
     task_obj = load_task(task)
-    candidate_path = Path(candidate)
-    if not candidate_path.is_file():
-        raise UsageError(f"Candidate file {candidate} does not exist; pass a Python file that defines `ModelNew`.")
+    candidate_path = candidate_file(candidate)
     dtype = dtype or task_obj.dtype_names[0]
     if dtype not in task_obj.dtype_names:
         raise UsageError(f"Task {task_obj.name} does not list dtype {dtype}; its DTYPES are {', '.join(task_obj.dtype_names)}.")

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from kernelwright.errors import KernelwrightError, UsageError
-from kernelwright.hardware import describe
 from kernelwright.package import card, generate, repo_files
 from kernelwright.package.candidate import read_candidate
 from kernelwright.package.evidence import gather

@@ -165,8 +165,6 @@ def _signature(graph) -> list:
 
 def capture(task: Task) -> Program:
     """Trace the task's Model and lower it to the IR; raises :class:`Unsupported` naming the op."""
-    import torch
-
     graph, model, inputs, tensor_positions, state_names, low = trace(task, CAPTURE_SIZES[0])
     if task.knobs:
         other = trace(task, CAPTURE_SIZES[1])[0]

@@ -99,6 +99,14 @@ def resolve(task: str | Path) -> Path:
     )
 
 
+def candidate_file(candidate: str | Path) -> Path:
+    """A candidate argument must be an existing file; the absolute path is what workers are given."""
+    path = Path(candidate)
+    if not path.is_file():
+        raise UsageError(f"Candidate file {candidate} does not exist; pass a Python file that defines `ModelNew`.")
+    return path.resolve()
+
+
 def load_task(task: str | Path) -> Task:
     """Load and check a task: it must import, define Model and the input functions, and build inputs."""
     path = resolve(task)

@@ -16,7 +16,7 @@ from kernelwright.errors import UsageError
 from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import draw_shapes
-from kernelwright.tasks.task import Task, load_task
+from kernelwright.tasks.task import candidate_file, Task, load_task
 from kernelwright.verify import checks, fuzz, static, tolerance
 from kernelwright.verify.inputs import DISTRIBUTIONS, Case, build_case, reference_outputs
 from kernelwright.verify.result import VerifyResult
@@ -75,9 +75,7 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
     started = time.monotonic()
     device = resolve_device(device)
     task_obj = load_task(task)
-    candidate_path = Path(candidate)
-    if not candidate_path.is_file():
-        raise UsageError(f"Candidate file {candidate} does not exist; pass a Python file that defines `ModelNew`.")
+    candidate_path = candidate_file(candidate)
     if sanitize and device == "cpu":
         raise UsageError("--sanitize needs a GPU (compute-sanitizer checks CUDA kernels); run with --device cuda "
                          "on a machine with an NVIDIA GPU.")
