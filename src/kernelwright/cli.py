@@ -209,10 +209,16 @@ def optimize(
     out: Optional[Path] = typer.Option(None, help="run directory (default kernelwright-runs/TASK); the same "
                                                   "directory resumes a killed run"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    max_tokens: Optional[int] = typer.Option(None, help="LLM agents: stop after this many tokens in all"),
+    max_dollars: Optional[float] = typer.Option(None, help="LLM agents: stop after this many dollars"),
+    max_minutes: Optional[float] = typer.Option(None, help="LLM agents: stop after this many minutes"),
+    samples: int = typer.Option(4, min=1, help="LLM agents: writer samples per round"),
+    rounds: int = typer.Option(6, min=1, help="LLM agents: rounds of refinement at most"),
 ) -> None:
     """Capture, generate, verify and tune Triton kernels for a task; keep the best as OUT/best.py."""
     if agent != "offline":  # the LLM agent team (kernelwright.agents); --budget counts its candidates
-        _optimize_with_agent(task, agent, budget, out, device)
+        _optimize_with_agent(task, agent, out, device, dict(candidates=budget, tokens=max_tokens, dollars=max_dollars,
+                                                            minutes=max_minutes, samples=samples, rounds=rounds))
     from kernelwright.optimize import OptimizeLimit, optimize as run_optimize
     from kernelwright.search.report import render_optimize
 
@@ -307,12 +313,12 @@ def e2e(
     raise typer.Exit(1 if check and not check["passed"] else 0)
 
 
-def _optimize_with_agent(task: str, agent: str, budget: Optional[int], out: Optional[Path], device: str) -> None:
+def _optimize_with_agent(task: str, agent: str, out: Optional[Path], device: str, limits: dict) -> None:
     """``optimize --agent anthropic:MODEL|openai:MODEL|openai-compatible:URL:MODEL|replay:RUN_DIR``."""
     from kernelwright.agents.session import optimize_with_agent
 
     try:
-        result = optimize_with_agent(task, agent=agent, out=out, device=device, candidates=budget,
+        result = optimize_with_agent(task, agent=agent, out=out, device=device, **limits,
                                      report=lambda msg: console.log(msg, highlight=False, markup=False))
     except KernelwrightError as exc:
         _fail_usage(exc)
