@@ -26,13 +26,6 @@ class Evidence:
     plots: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def gpu_verifications(self) -> list[dict[str, Any]]:
-        return [v for v in self.verifications if str(v.get("device", "")).startswith("cuda") and v.get("accepted")]
-
-    def gpu_benches(self) -> list[dict[str, Any]]:
-        return [b for b in self.benches if str(b.get("device", "")).startswith("cuda")
-                or b.get("environment", {}).get("compute_capability")]
-
 
 def gather(source: Path) -> Evidence:
     """A candidate file, or a run directory holding ``best.py`` and optional results."""
