@@ -36,6 +36,21 @@ def test_mismatch_reports_the_worst_index_and_values():
     assert failures[0].details["got"] == 1.5 and failures[0].details["expected"] == 1.0
 
 
+def test_one_element_one_bf16_place_off_passes():
+    # The failing CI case: RMSNorm over hidden=1 rounded twice in bf16 lands one place from PyTorch's.
+    ref = torch.tensor([[-1.01631]], dtype=torch.float64)
+    out = torch.tensor([[-1.0078125]], dtype=torch.bfloat16)
+    failures, stats = checks.check_values([out], [ref], [ref.bfloat16()], for_dtype("bfloat16"))
+    assert failures == [] and stats[0]["rel_err"] > for_dtype("bfloat16").norm
+
+
+def test_systematic_error_across_many_elements_still_fails_the_norm_test():
+    ref = torch.randn(4096, dtype=torch.float64)
+    out = ref * 1.012  # every element inside the elementwise bound, none averaging out
+    failures, stats = checks.check_values([out], [ref], [ref], for_dtype("bfloat16"))
+    assert [f.check for f in failures] == ["mismatch"] and failures[0].details["bad_elements"] == 0
+
+
 def test_tolerance_widens_to_what_the_task_model_itself_achieves():
     base = for_dtype("bfloat16")
     assert calibrated(base, 0.2) == base
