@@ -205,13 +205,16 @@ def optimize(
     task: str = typer.Argument(..., help="a task file or a bundled task name"),
     agent: str = typer.Option("offline", help="offline (no key, no network) or anthropic:MODEL, openai:MODEL, "
                                               "openai-compatible:URL:MODEL"),
-    budget: Optional[int] = typer.Option(None, help="tuning rounds on a GPU (default 10; the CPU tunes nothing)"),
+    budget: Optional[int] = typer.Option(None, help="tuning rounds on a GPU at most (default 10; the CPU tunes "
+                                                    "nothing)"),
     out: Optional[Path] = typer.Option(None, help="run directory (default kernelwright-runs/TASK); the same "
                                                   "directory resumes a killed run"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     max_tokens: Optional[int] = typer.Option(None, help="LLM agents: stop after this many tokens in all"),
     max_dollars: Optional[float] = typer.Option(None, help="LLM agents: stop after this many dollars"),
-    max_minutes: Optional[float] = typer.Option(None, help="LLM agents: stop after this many minutes"),
+    max_minutes: Optional[float] = typer.Option(None, help="stop after this many minutes: LLM agents (default no "
+                                                           "limit); offline: no tuning round that would end the "
+                                                           "run later (default 3; 0: no limit)"),
     samples: int = typer.Option(4, min=1, help="LLM agents: writer samples per round"),
     rounds: int = typer.Option(6, min=1, help="LLM agents: rounds of refinement at most"),
 ) -> None:
@@ -224,7 +227,7 @@ def optimize(
 
     try:
         with console.status("starting") as status:
-            result = run_optimize(task, agent=agent, budget=budget, out=out, device=device,
+            result = run_optimize(task, agent=agent, budget=budget, out=out, device=device, minutes=max_minutes,
                                   report=lambda msg: (status.update(msg), console.log(msg, highlight=False)))
     except OptimizeLimit as exc:
         errors.print(f"[bold red]not covered:[/] {exc}", highlight=False)
@@ -232,6 +235,12 @@ def optimize(
     except KernelwrightError as exc:
         _fail_usage(exc)
     render_optimize(console, result)
+    tuning = result.tuning
+    if tuning and result.device != "cpu":
+        console.print(f"tuning: {tuning['rounds_run']} of {tuning['rounds_budget']} round(s), stopped: "
+                      f"{tuning['stopped']}; run {result.seconds:.0f} s"
+                      + (f" of a {tuning['time_budget_s']:.0f}-s budget" if tuning.get("time_budget_s") else ""),
+                      highlight=False)
     raise typer.Exit(0 if result.accepted else 1)
 
 
