@@ -6,7 +6,7 @@ per-shape torch.compile, peers). A task outside the generator's coverage is list
 that stopped it. Writes ``optimize_suite.csv`` and ``optimize_suite.md`` under ``--out`` (run
 directories in ``--out/runs/<task>``) and prints the table last.
 
-    python benchmarks/optimize_suite.py --out out/optimize [--tasks rmsnorm,softmax] [--budget 10]
+    python benchmarks/optimize_suite.py --out out/optimize [--tasks rmsnorm,softmax] [--budget 10] [--max-minutes 3]
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from kernelwright.hardware import describe, resolve_device
 from kernelwright.optimize import OptimizeLimit, optimize
 from kernelwright.tasks import bundled_names
 
-COLUMNS = ("task", "shape", "dtype", "status", "run_s", "best_ms", "gbps", "pct_copy", "x_eager", "x_native",
-           "x_compile", "x_fastest", "fastest_baseline", "config", "note")
+COLUMNS = ("task", "shape", "dtype", "status", "run_s", "rounds", "stop", "best_ms", "gbps", "pct_copy", "x_eager",
+           "x_native", "x_compile", "x_fastest", "fastest_baseline", "config", "note")
+SHOWN = ("task", "shape", "status", "run_s", "rounds", "gbps", "pct_copy", "x_eager", "x_native", "x_compile")
 
 
 def rows_for(task: str, result, seconds: float) -> list[dict]:
@@ -35,6 +36,7 @@ def rows_for(task: str, result, seconds: float) -> list[dict]:
         row = next((r for r in result.final_rows if r["knobs"] == bucket["knobs"]), None)
         line = {"task": task, "shape": "x".join(str(v) for v in bucket["knobs"].values()),
                 "status": "verified" if result.accepted else "failed", "run_s": round(seconds, 1),
+                "rounds": result.tuning.get("rounds_run"), "stop": result.tuning.get("stopped"),
                 "config": bucket["config"], "note": "" if result.accepted else result.message}
         if row:
             speed = row.get("speedup", {})
@@ -58,9 +60,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("out/optimize"))
     parser.add_argument("--tasks", default=",".join(bundled_names()))
     parser.add_argument("--budget", type=int, default=None, help="tuning rounds per task (default: optimize's)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="time budget per task (default: optimize's, 3 minutes; 0: none)")
     parser.add_argument("--device", default="cuda")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=160)  # logs are files: rich would wrap the table at 80 columns
     device = resolve_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     lines: list[dict] = []
@@ -68,8 +72,8 @@ def main() -> None:
         console.rule(task)
         started = time.monotonic()
         try:
-            result = optimize(task, budget=args.budget, out=args.out / "runs" / task, device=device,
-                              report=lambda m: console.log(m, highlight=False))
+            result = optimize(task, budget=args.budget, minutes=args.max_minutes, out=args.out / "runs" / task,
+                              device=device, report=lambda m: console.log(m, highlight=False))
         except OptimizeLimit as exc:
             lines.append({"task": task, "status": "not covered", "run_s": round(time.monotonic() - started, 1),
                           "note": str(exc)})
@@ -89,14 +93,16 @@ def main() -> None:
     md += ["| " + " | ".join("" if ln.get(c) is None else str(ln.get(c)) for c in COLUMNS[:-2]) + " |" for ln in lines]
     (args.out / "optimize_suite.md").write_text("\n".join(md) + "\n")
     table = Table(title=f"optimize suite on {facts.get('device_name')}")
-    for c in ("task", "shape", "status", "run_s", "gbps", "pct_copy", "x_eager", "x_native", "x_compile"):
+    for c in SHOWN:
         table.add_column(c, justify="right")
     for ln in lines:
-        table.add_row(*["" if ln.get(c) is None else str(ln.get(c)) for c in
-                        ("task", "shape", "status", "run_s", "gbps", "pct_copy", "x_eager", "x_native", "x_compile")])
+        table.add_row(*["" if ln.get(c) is None else str(ln.get(c)) for c in SHOWN])
     console.print(table)
     if geo:
         console.print(f"geometric mean × torch.compile over {len(compile_ratios)} shapes: {geo:.2f}")
+    for ln in {ln["task"]: ln for ln in lines if ln.get("stop")}.values():
+        console.print(f"{ln['task']}: {ln['run_s']} s, {ln['rounds']} tuning round(s), stopped: {ln['stop']}",
+                      highlight=False)
     for ln in lines:
         if ln.get("status") == "not covered":
             console.print(f"[yellow]{ln['task']}[/]: {ln['note']}", highlight=False)
