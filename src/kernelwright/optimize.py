@@ -50,9 +50,10 @@ from kernelwright.tasks.task import Task, load_task
 
 DEFAULT_BUDGET = {"cuda": 10, "cpu": 0}  # tuning rounds (bench evaluations); the CPU tunes nothing by time
 DEFAULT_MINUTES = 3.0  # issue 5: one bundled task within 3 minutes on one GPU
-# Tuning rounds rank configurations of one kernel against each other: a fifth of the final benchmark's
-# repetition separates them (timing is a few percent of a round, whose cost is the worker's start, the
-# Triton compiles and the inputs). Eager stays: the bench requires one baseline at least, it costs tens
+# Tuning rounds rank configurations of one kernel against each other: a third of the final benchmark's
+# repetition separates them. From the bench's budgets, timing is ~3 s of a 14-s round at full repetition
+# (estimated, not measured); the rest is the worker's start, Triton compiles and drawing the inputs, which
+# only fewer rounds save. Eager stays: the bench requires one baseline at least, it costs tens
 # of milliseconds per shape at this repetition, and bench_results.csv's eager_ms of every round shows
 # drift between rounds, which run in separate processes minutes apart. torch.compile is paid once, for
 # best.py.
