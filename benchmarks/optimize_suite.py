@@ -25,8 +25,8 @@ from kernelwright.hardware import describe, resolve_device
 from kernelwright.optimize import OptimizeLimit, optimize
 from kernelwright.tasks import bundled_names
 
-COLUMNS = ("task", "shape", "dtype", "status", "run_s", "rounds", "stop", "best_ms", "gbps", "pct_copy", "x_eager",
-           "x_native", "x_compile", "x_fastest", "fastest_baseline", "config", "note")
+COLUMNS = ("task", "shape", "dtype", "status", "run_s", "projected_s", "rounds", "stop", "best_ms", "gbps",
+           "pct_copy", "x_eager", "x_native", "x_compile", "x_fastest", "fastest_baseline", "config", "note")
 SHOWN = ("task", "shape", "status", "run_s", "rounds", "gbps", "pct_copy", "x_eager", "x_native", "x_compile")
 
 
@@ -37,6 +37,7 @@ def rows_for(task: str, result, seconds: float) -> list[dict]:
         line = {"task": task, "shape": "x".join(str(v) for v in bucket["knobs"].values()),
                 "status": "verified" if result.accepted else "failed", "run_s": round(seconds, 1),
                 "rounds": result.tuning.get("rounds_run"), "stop": result.tuning.get("stopped"),
+                "projected_s": result.tuning.get("projected_end_s"),
                 "config": bucket["config"], "note": "" if result.accepted else result.message}
         if row:
             speed = row.get("speedup", {})
@@ -101,8 +102,9 @@ def main() -> None:
     if geo:
         console.print(f"geometric mean × torch.compile over {len(compile_ratios)} shapes: {geo:.2f}")
     for ln in {ln["task"]: ln for ln in lines if ln.get("stop")}.values():
-        console.print(f"{ln['task']}: {ln['run_s']} s, {ln['rounds']} tuning round(s), stopped: {ln['stop']}",
-                      highlight=False)
+        projected = f" (projected {ln['projected_s']} s)" if ln.get("projected_s") else ""
+        console.print(f"{ln['task']}: {ln['run_s']} s{projected}, {ln['rounds']} tuning round(s), stopped: "
+                      f"{ln['stop']}", highlight=False)
     for ln in lines:
         if ln.get("status") == "not covered":
             console.print(f"[yellow]{ln['task']}[/]: {ln['note']}", highlight=False)

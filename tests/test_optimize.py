@@ -198,6 +198,7 @@ def test_time_budget_stops_tuning_and_still_verifies_best(tmp_path, monkeypatch)
     assert result.tuning["stopped"] == STOP_TIME and result.tuning["rounds_run"] == 3
     assert result.tuning["projected_s"] == pytest.approx(121.0)
     assert result.seconds == pytest.approx(62 + VERIFY_S + FINAL_S) and result.seconds <= 120
+    assert result.tuning["projected_end_s"] == pytest.approx(62 + VERIFY_S + 2.5 * ROUND_S)
     assert result.accepted, result.message
     benches = [c for c in calls if c[0] == "bench"]
     assert [c[1].split("-")[0] for c in benches] == ["round00", "round01", "round02", "best"]
@@ -230,7 +231,7 @@ def test_round_budget_and_no_time_limit(tmp_path, monkeypatch):
     _fakes(monkeypatch, clock, calls)
     result = optimize("rmsnorm", budget=2, out=tmp_path / "run", minutes=0)
     assert result.tuning == {"rounds_budget": 2, "rounds_run": 2, "time_budget_s": None, "stopped": STOP_ROUNDS,
-                             "tuning_s": 2 * ROUND_S}
+                             "tuning_s": 2 * ROUND_S, "projected_end_s": 20 + 2 * ROUND_S + VERIFY_S + 2.5 * ROUND_S}
     # no limit: even a projection far past 3 minutes does not stop it
     clock.now, calls[:] = 1000.0, []
     slow = optimize("rmsnorm", budget=4, out=tmp_path / "slow", minutes=0)

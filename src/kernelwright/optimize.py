@@ -116,8 +116,16 @@ def projected_finish(elapsed_s: float, round_s: list[float], verify_s: float) ->
     final verify (as long as the slowest probe verification, ``verify_s``) and the final benchmark
     (``FINAL_PER_ROUND`` times the slowest round). Before any round: a round is ``ROUND_PER_VERIFY``
     verifications."""
-    next_round = max(round_s) if round_s else ROUND_PER_VERIFY * verify_s
-    return elapsed_s + next_round + verify_s + FINAL_PER_ROUND * next_round
+    return elapsed_s + _round_estimate(round_s, verify_s) + projected_final(round_s, verify_s)
+
+
+def projected_final(round_s: list[float], verify_s: float) -> float:
+    """Seconds the final verify and the final benchmark of best.py are projected to take."""
+    return verify_s + FINAL_PER_ROUND * _round_estimate(round_s, verify_s)
+
+
+def _round_estimate(round_s: list[float], verify_s: float) -> float:
+    return max(round_s) if round_s else ROUND_PER_VERIFY * verify_s
 
 
 def time_limit_s(minutes: float | None) -> float | None:
@@ -339,6 +347,8 @@ def _search(run: _Run, task: Task, program: Program, probe_sources, buckets, bud
             if ok:
                 timings[i].append((row["timings"]["candidate"]["median_ms"], k, table[i][1]))
     tuning["tuning_s"] = round(time.monotonic() - tuning_started, 1)
+    if device != "cpu":  # against result.seconds, this calibrates the projection
+        tuning["projected_end_s"] = round(time.monotonic() - started + projected_final(round_costs, verify_s), 1)
     result.tuning = tuning
     run.plan["tuning"] = tuning
     run.write_plan()
