@@ -69,11 +69,18 @@ def render_card(*, name: str, repo_id: str, function: str, args: list[str], task
                 layer: str | None, layer_key: str | None, verifications: list[dict[str, Any]],
                 benches: list[dict[str, Any]], plots: list[str], dtypes: list[str], versions: dict[str, str],
                 archs: list[str], can_compile: bool, limits: list[str], provenance: dict[str, Any],
-                license: str) -> str:
+                license: str, kind: str = "triton", build_steps: list[str] | None = None) -> str:
+    """``kind`` "cuda" is a kernel-builder source repository (CUDA C++): ``build_steps`` say how to build it."""
     gpu = [v for v in verifications if str(v.get("device", "")).startswith("cuda")]
-    lines = ["---", "library_name: kernels", f"license: {license}", "tags:", "- kernel", "- triton", "- kernelwright",
-             "---", "", f"# {name}", "", f"{task.description or task.name}. Triton kernel found and verified by "
-             "[kernelwright](https://github.com/); packaged in the Hugging Face `kernels` layout.", ""]
+    if kind == "triton":
+        intro = (f"{task.description or task.name}. Triton kernel found and verified by [kernelwright](https://github.com/); "
+                 "packaged in the Hugging Face `kernels` layout.")
+    else:
+        intro = (f"{task.description or task.name}. CUDA C++ kernel (a `load_inline` candidate) verified by "
+                 "[kernelwright](https://github.com/); packaged as a `kernel-builder` **source** repository. Nothing "
+                 "was compiled when it was packaged, so there is no `build/` directory: build it as below.")
+    lines = ["---", "library_name: kernels", f"license: {license}", "tags:", "- kernel", f"- {kind}", "- kernelwright",
+             "---", "", f"# {name}", "", intro, ""]
     if replaces:
         lines += [f"Replaces `{replaces}` in `transformers` models: layer `{layer}` (kernels mapping key "
                   f"`{layer_key}`).", ""]
@@ -83,15 +90,21 @@ def render_card(*, name: str, repo_id: str, function: str, args: list[str], task
     if not gpu:
         lines += ["**Not verified on a GPU.** Correctness was checked with Triton's interpreter on CPU only; no GPU",
                   "architecture is declared. Repackage on a GPU machine to record one.", ""]
-    else:
+    elif kind == "triton":
         lines += [f"GPU architectures verified: {', '.join(archs)} (declared in `build.toml` and `metadata.json`).", ""]
+    else:
+        lines += [f"GPU architectures verified: {', '.join(archs)}, declared as `cuda-capabilities` in `build.toml`: "
+                  "kernel-builder compiles for these only (and writes them to each build's `metadata.json`).", ""]
     lines += ["Verification (kernelwright verify): fuzzed shapes from the task's knobs (tiny, one-row, prime, tails,",
               "wide), several input distributions, float64 reference, dtype-aware tolerances, NaN never passes,",
               "anti-cheat checks (aliasing, input mutation, caching, determinism, partial writes).", "",
-              "## Versions", "", *[f"- {k}: {v}" for k, v in versions.items()], "",
-              "## Install and use", "", "```python", "from kernels import get_kernel, get_local_kernel", "",
-              f'kernel = get_kernel("{repo_id}", version=1, trust_remote_code=True)  # after upload',
-              '# or, from a checkout of this repository: kernel = get_local_kernel(Path("."))',
+              "## Versions", "", *[f"- {k}: {v}" for k, v in versions.items()], ""]
+    if build_steps:
+        lines += ["## How to build", "", *build_steps, ""]
+    local = ("# or, from a checkout of this repository: kernel = get_local_kernel(Path(\".\"))" if kind == "triton" else
+             "# or, after `kernel-builder build-and-copy` in this repository: kernel = get_local_kernel(Path(\".\"))")
+    lines += ["## Install and use", "", "```python", "from kernels import get_kernel, get_local_kernel", "",
+              f'kernel = get_kernel("{repo_id}", version=1, trust_remote_code=True)  # after upload', local,
               f"y = kernel.{function}({', '.join(args)})", "```", ""]
     if layer:
         lines += ["Swap the layer into a `transformers` model:", "", "```python",

@@ -108,9 +108,11 @@ def fake_call(replaced: Replaced, spec: OpSpec, mapping: dict[str, str]) -> str 
     return f"return _reference.reference(_SimpleNamespace({attrs}), {', '.join(spec.inputs)})"
 
 
-def layer_source(replaced: Replaced, spec: OpSpec, mapping: dict[str, str], *, can_compile: bool) -> str:
+def layer_source(replaced: Replaced, spec: OpSpec, mapping: dict[str, str], *, can_compile: bool,
+                 call: str | None = None) -> str:
     """layers.py: one class named like the replaced class, ``forward`` only, reading the replaced
-    module's own attributes, handing back to the original forward when the kernel does not apply."""
+    module's own attributes, handing back to the original forward when the kernel does not apply.
+    ``call`` replaces the default ``ops.<op>(inputs..., attributes...)`` (a CUDA extension's own call)."""
     n = len(spec.inputs)
     params = replaced.forward_params
     if len(params) < n or any(p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY) for p in params[:n]):
@@ -171,27 +173,12 @@ def layer_source(replaced: Replaced, spec: OpSpec, mapping: dict[str, str], *, c
         'hand back to; use it through kernels.kernelize")',
         f'            report_fallback("{cls}", reason)',
         f"            return type(self).forward(self, {', '.join(inputs + passes)})",
-        f"        return ops.{spec.op_name}({', '.join(inputs + attr_reads)})",
+        f"        return {call or f'ops.{spec.op_name}(' + ', '.join(inputs + attr_reads) + ')'}",
     ]
     return "\n".join(lines) + "\n"
 
 
-def support_source(dtypes: list[str]) -> str:
-    verified = ", ".join(f"torch.{d}" for d in dtypes)
-    return f'''"""When the packaged kernel runs, and why it hands back to the original forward when it does not."""
-
-import logging
-import os
-
-import torch
-
-logger = logging.getLogger(__name__)
-
-# The dtypes kernelwright verified this kernel on; anything else goes back to PyTorch.
-VERIFIED_DTYPES = ({verified},)
-
-
-def _interpreting() -> bool:
+_INTERPRETER_BLOCK = '''def _interpreting() -> bool:
     """Triton's interpreter (TRITON_INTERPRET=1, read by Triton when the kernel is defined) runs the kernel
     on CPU tensors: slow, for correctness checks on machines without a GPU."""
     try:
@@ -203,15 +190,39 @@ def _interpreting() -> bool:
 
 
 INTERPRETER = _interpreting()
-_reported = set()
+'''
+_TRITON_DEVICE_CHECK = """        if t.device.type != "cuda" and not (INTERPRETER and t.device.type == "cpu"):
+            return f"a tensor is on {t.device.type}, and this Triton kernel runs on CUDA devices"
+"""
+_CUDA_DEVICE_CHECK = """        if t.device.type != "cuda":
+            return f"a tensor is on {t.device.type}, and this CUDA kernel runs on CUDA devices"
+"""
+
+
+def support_source(dtypes: list[str], backend: str = "triton") -> str:
+    """_support.py: ``backend`` "triton" runs on CUDA devices or under Triton's interpreter on CPU; "cuda" (a
+    compiled CUDA C++ extension) on CUDA devices only."""
+    verified = ", ".join(f"torch.{d}" for d in dtypes)
+    imports, preamble, device_check = ("import logging\nimport os\n", _INTERPRETER_BLOCK, _TRITON_DEVICE_CHECK) \
+        if backend == "triton" else ("import logging\n", "", _CUDA_DEVICE_CHECK)
+    return f'''"""When the packaged kernel runs, and why it hands back to the original forward when it does not."""
+
+{imports}
+import torch
+
+logger = logging.getLogger(__name__)
+
+# The dtypes kernelwright verified this kernel on; anything else goes back to PyTorch.
+VERIFIED_DTYPES = ({verified},)
+
+
+{preamble}_reported = set()
 
 
 def unsupported_reason(tensors) -> "str | None":
     """None when the kernel may run on these tensors, else why not."""
     for t in tensors:
-        if t.device.type != "cuda" and not (INTERPRETER and t.device.type == "cpu"):
-            return f"a tensor is on {{t.device.type}}, and this Triton kernel runs on CUDA devices"
-    floating = {{t.dtype for t in tensors if t.is_floating_point()}}
+{device_check}    floating = {{t.dtype for t in tensors if t.is_floating_point()}}
     if len(floating) > 1:
         return f"mixed dtypes {{sorted(str(d) for d in floating)}} were not verified"
     for dtype in floating:

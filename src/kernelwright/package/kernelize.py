@@ -64,6 +64,9 @@ def kernelize_model(model, repo: Path, *, device: str, compile_mode: bool = Fals
     from kernelwright.package.replaced import import_class
 
     info = read_package(repo)
+    if info.get("kind") == "cuda" and not (Path(repo) / "build").is_dir():
+        raise UsageError(f"{repo} is a CUDA C++ source repository that has not been built; run "
+                         "`kernel-builder build-and-copy -L` in it first (see its CARD.md).")
     verified_cls = import_class(info["replaces"])
     key, layer = info["layer_key"], info["layer"]
     reference = _forward_code(verified_cls)

@@ -1,23 +1,30 @@
 """``kernelwright package``: verify a candidate, then write a Hugging Face ``kernels`` repository.
 
 Order matters: every check that can refuse (name, output directory, candidate syntax, task, replaced
-class, attribute mapping, verification) runs before anything is written; the repository is assembled in
-a temporary sibling directory, validated with ``kernels``' own parsers, and only then renamed into place.
+class, attribute mapping, the CUDA extension's mapping, verification) runs before anything is written; the
+repository is assembled in a temporary sibling directory, validated with ``kernels``' own parsers, and only
+then renamed into place.
+
+A Triton candidate becomes a loadable ``torch-noarch`` repository (``build/torch-cuda/``). A CUDA C++
+(``load_inline``) candidate becomes a kernel-builder *source* repository (``[torch]`` + ``[kernel.NAME]``);
+nothing is compiled here, so it has no ``build/`` until kernel-builder builds it.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kernelwright.errors import KernelwrightError, UsageError
-from kernelwright.package import card, generate, repo_files
+from kernelwright.hardware import resolve_device
+from kernelwright.package import card, cuda_candidate, cuda_repo, generate, repo_files
 from kernelwright.package.candidate import read_candidate
 from kernelwright.package.evidence import gather
 from kernelwright.package.replaced import Replaced, describe_replaced, map_attributes
@@ -43,17 +50,20 @@ class PackageResult:
     path: Path
     name: str
     module: str
-    kernel_id: str
+    kernel_id: str | None  # None for a CUDA source repository: kernel-builder names the ops at build time
     function: str
     layer: str | None
     layer_key: str | None
     verification: dict[str, Any]
     files: list[str]
+    kind: str = "triton"  # "triton" (built, loadable) or "cuda" (kernel-builder source, not built)
+    notes: list[str] = field(default_factory=list)  # what the user must know (e.g. how to build)
 
     def as_json(self) -> dict[str, Any]:
         return {"schema": "kernelwright.package/1", "path": str(self.path), "name": self.name, "module": self.module,
                 "id": self.kernel_id, "function": self.function, "layer": self.layer, "layer_key": self.layer_key,
-                "verified_on": self.verification.get("environment", {}).get("device_name"), "files": self.files}
+                "verified_on": self.verification.get("environment", {}).get("device_name"), "files": self.files,
+                "kind": self.kind, "notes": self.notes}
 
 
 def check_name(name: str) -> None:
@@ -92,9 +102,7 @@ def package(source: Path, *, name: str, out: Path, task: str | None = None, devi
     task_ref = task or evidence.task_hint or _task_from_stem(evidence.candidate)
     task_obj = load_task(task_ref)
     candidate = read_candidate(evidence.candidate)
-    if candidate.kind != "triton":
-        raise UsageError("Packaging CUDA C++ (load_inline) candidates is not supported yet; only Triton kernels "
-                         "are packaged (torch-noarch).")
+    extension = cuda_candidate.read_extension(candidate) if candidate.kind == "cuda" else None
     shapes = _case_shapes(task_obj)
     init_values = dict(zip(candidate.init_params, shapes["init"]))
     replaced = describe_replaced(task_obj.replaces, shapes["init"]) if task_obj.replaces else None
@@ -104,12 +112,23 @@ def package(source: Path, *, name: str, out: Path, task: str | None = None, devi
     mapping = map_attributes(candidate, replaced, init_values)
     op_name = re.sub(r"\W", "_", task_obj.name.lower())
     spec = generate.op_spec(candidate, op_name, init_values, shapes["outputs"])
+    if extension is not None:
+        call = cuda_candidate.forward_call(candidate, extension)
+        if resolve_device(device) == "cpu":
+            raise UsageError("A CUDA C++ candidate is verified by running it on a GPU, and this run is on the CPU; run "
+                             "`kernelwright package` on a machine with an NVIDIA GPU (--device cuda).")
 
     result = verify(task_obj.path, evidence.candidate, device=device, limits=limits)
     if not result.accepted:
         raise CandidateRejected(result)
     verification = result.as_json()
 
+    if extension is not None:
+        files = _render_cuda(name=name, version=version, task_obj=task_obj, candidate=candidate, replaced=replaced,
+                             mapping=mapping, spec=spec, verification=verification, evidence=evidence,
+                             ext=extension, call=call)
+        return _write_source(out, files, evidence.plots, name=name, spec=spec, replaced=replaced,
+                             verification=verification, op=call.function)
     files = _render(name=name, version=version, task_obj=task_obj, candidate=candidate, replaced=replaced,
                     mapping=mapping, spec=spec, verification=verification, evidence=evidence)
     return _write(out, files, evidence.plots, rust, name=name, spec=spec, replaced=replaced,
@@ -263,6 +282,126 @@ def _limits(task_obj, dtypes, verification, replaced: Replaced, can_compile: boo
     return limits
 
 
+def _capability_key(arch: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in re.findall(r"\d+", arch))
+
+
+def _render_cuda(*, name, version, task_obj, candidate, replaced: Replaced, mapping, spec, verification, evidence,
+                 ext: cuda_candidate.Extension, call: cuda_candidate.ForwardCall) -> dict[str, str]:
+    """A kernel-builder source repository. cuda-capabilities are the compute capabilities of the GPUs the
+    candidate was accepted on: this verification plus accepted ones recorded in the run directory."""
+    module = name.replace("-", "_")
+    verifications = [verification] + [v for v in evidence.verifications if v.get("accepted")]
+    dtypes = sorted({c["dtype"] for c in verification["cases"]}, key=task_obj.dtype_names.index)
+    archs = sorted({v["environment"]["compute_capability"] for v in verifications
+                    if v.get("environment", {}).get("compute_capability")}, key=_capability_key)
+    constants = {n: ast.Constant(a.constant) for n, a in candidate.attributes.items() if a.kind == "constant"}
+    arg_of = dict(zip(spec.attrs, spec.args[len(spec.inputs):]))
+    function_call = cuda_repo.rewrite_call(call.node, ext.var, {}, {
+        **constants, **{a: ast.Name(arg_of[a], ast.Load()) for a in spec.attrs}})
+    layer_inputs = dict(zip(spec.inputs, [p.name for p in replaced.forward_params[:len(spec.inputs)]]))
+    layer_call = cuda_repo.rewrite_call(call.node, ext.var, layer_inputs, {
+        **constants, **{a: ast.Attribute(ast.Name("self", ast.Load()), mapping[a], ast.Load()) for a in spec.attrs}})
+    package_dir = f"torch-ext/{module}"
+    files = {
+        cuda_repo.kernel_source_path(module): cuda_repo.cu_source(ext, candidate.path.name),
+        "torch-ext/torch_binding.h": cuda_repo.binding_header(ext),
+        "torch-ext/torch_binding.cpp": cuda_repo.binding_source(ext),
+        f"{package_dir}/__init__.py": cuda_repo.init_source(
+            name=name, description=task_obj.description or task_obj.name, function=spec.op_name, args=spec.args,
+            call=function_call, inputs=spec.inputs, attrs=spec.attrs, exported=list(ext.signatures.values())),
+        f"{package_dir}/layers.py": generate.layer_source(replaced, spec, mapping, can_compile=False, call=layer_call),
+        f"{package_dir}/_support.py": generate.support_source(dtypes, backend="cuda"),
+        "build.toml": cuda_repo.build_toml(name=name, version=version, license=LICENSE, module=module, archs=archs,
+                                           cuda_flags=ext.cuda_flags, repo_id=None),
+        "flake.nix": cuda_repo.flake_nix(name),
+        ".gitignore": "/build/\n/result\n",
+        "tests/__init__.py": "",
+        "pytest.ini": "[pytest]\ntestpaths = tests\n",
+    }
+    op_attrs = [mapping[a] for a in spec.attrs]
+    cases = _cases(task_obj, replaced, mapping, spec, verification)
+    files[f"tests/test_{module}.py"] = repo_files.tests_source(
+        replaces=replaced.qualname, layer=replaced.class_name, layer_key=replaced.layer_key, function=spec.op_name,
+        op_attrs=op_attrs, dtypes=dtypes, tolerance=_tolerance(verification), cases=cases, backend="cuda")
+    gpu_cases = [c for c in cases if c["gpu_only"]] or cases
+    files["benchmarks/benchmark.py"] = repo_files.benchmark_source(
+        function=spec.op_name, op_attrs=op_attrs, dtype=dtypes[0], cases=gpu_cases,
+        reference=replaced.reference_source, class_name=f"{module.title().replace('_', '')}Benchmark")
+    env = verification["environment"]
+    versions = {"torch": env.get("torch"), "CUDA (verification)": env.get("cuda"), "GPU driver": env.get("driver"),
+                "python": env.get("python"), "kernelwright": env.get("kernelwright"),
+                "build": "not built: kernel-builder picks the torch and CUDA versions of each build variant"}
+    limits = _cuda_limits(dtypes, verification, archs)
+    provenance = {"task": f"{task_obj.name} ({task_obj.path.name})", "candidate": candidate.path.name,
+                  "run directory": str(evidence.run_dir) if evidence.run_dir else "none (a single candidate file)",
+                  "extension": f"load_inline({ext.name!r}), line {ext.line}",
+                  "ops": "; ".join(f"`{s.schema}`" for s in ext.signatures.values()),
+                  "ops namespace": f"torch.ops._{module}_cuda_<revision>, named by kernel-builder at build time",
+                  **{f"note {i + 1}": n for i, n in enumerate(evidence.notes)}}
+    files["CARD.md"] = card.render_card(
+        name=name, repo_id=f"<your-org>/{name}", function=spec.op_name, args=spec.args, task=task_obj,
+        replaces=replaced.qualname, layer=replaced.class_name, layer_key=replaced.layer_key,
+        verifications=verifications, benches=evidence.benches, plots=[f"media/{p.name}" for p in evidence.plots],
+        dtypes=dtypes, versions=versions, archs=archs, can_compile=False, limits=limits, provenance=provenance,
+        license=LICENSE, kind="cuda", build_steps=cuda_repo.build_steps(name, ext.notes))
+    files["kernelwright.json"] = json.dumps({
+        "schema": "kernelwright.package/1", "kind": "cuda", "built": False, "name": name, "id": None,
+        "task": task_obj.name, "replaces": replaced.qualname, "layer": replaced.class_name,
+        "layer_key": replaced.layer_key, "function": call.function, "python_function": spec.op_name,
+        "arguments": spec.args, "ops": {n: s.schema for n, s in ext.signatures.items()}, "attribute_map": mapping,
+        "dtypes": dtypes, "archs": archs, "cuda_flags": ext.cuda_flags, "can_torch_compile": False,
+        "verification": {k: verification[k] for k in ("accepted", "device", "environment", "checks", "seconds")}},
+        indent=2) + "\n"
+    return files
+
+
+def _cuda_limits(dtypes, verification, archs) -> list[str]:
+    return [f"dtypes: {', '.join(dtypes)} only; other dtypes, and inputs whose floating dtypes differ, go back to the "
+            "original forward with a logged reason.",
+            f"shapes verified: {card._ranges(verification['cases'])} (plus the task's benchmark shape on the GPU); "
+            "larger shapes run but were not verified.",
+            f"devices: CUDA GPUs of compute capability {', '.join(archs)} (the ones it was verified on; add others to "
+            "`cuda-capabilities` in build.toml only after verifying there). CPU tensors go back to the original "
+            "forward.",
+            "not built by kernelwright: nvcc, kernel-builder's ABI3 build and its ABI check have not run on these "
+            "sources; a compile error would surface at `kernel-builder build-and-copy`.",
+            "no backward: the layer declares has_backward = False, so kernelize in training mode keeps the original "
+            "forward, and a call with autograd recording falls back.",
+            "torch.compile: the C++ ops have no fake (meta) implementation; the layer declares "
+            "can_torch_compile = False.",
+            "non-contiguous inputs are accepted only as far as the candidate's own C++ handles them (verified with "
+            "contiguous inputs)."]
+
+
+def _write_source(out: Path, files: dict[str, str], plots: list[Path], *, name, spec, replaced: Replaced,
+                  verification, op: str) -> PackageResult:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for rel, text in files.items():
+            path = tmp / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        for plot in plots:
+            (tmp / "media").mkdir(exist_ok=True)
+            shutil.copy2(plot, tmp / "media" / plot.name)
+        cuda_repo.validate_source_repository(tmp)
+        if out.exists():
+            out.rmdir()  # checked empty above
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    notes = [f"a CUDA C++ source repository for kernel-builder: nothing was compiled, so there is no build/ "
+             f"directory yet; build it with `kernel-builder build-and-copy -L` in {out} (see CARD.md, How to build).",
+             f"op `{op}` is registered under the namespace kernel-builder names at build time; layer and function "
+             "call it through `from ._ops import ops`."]
+    return PackageResult(path=out, name=name, module=name.replace("-", "_"), kernel_id=None, function=spec.op_name,
+                         layer=replaced.class_name, layer_key=replaced.layer_key, verification=verification,
+                         files=sorted(files), kind="cuda", notes=notes)
+
+
 def _build_toml(name: str, version: int, archs: list[str]) -> str:
     lines = ["[general]", f'name = "{name}"', f"version = {version}", "edition = 5", f'license = "{LICENSE}"',
              'backends = ["cuda"]', "", "[torch-noarch]"]
@@ -305,11 +444,14 @@ def _write(out: Path, files: dict[str, str], plots: list[Path], rust, *, name, s
 
 def validate_repository(repo: Path) -> dict[str, Any]:
     """Check a repository with ``kernels``' own parsers: build.toml, each variant's metadata.json (name,
-    Python dependencies, digest against the files) and its variant directory name."""
+    Python dependencies, digest against the files) and its variant directory name. A CUDA source repository
+    (not built) is checked by ``cuda_repo.validate_source_repository`` and returns its ``[kernel.*]`` tables."""
     rust = _kernels_module()
     from kernels.python_deps import validate_dependencies
     from kernels.variants import parse_variant
 
+    if not (repo / "build").is_dir() and (repo / "torch-ext" / "torch_binding.cpp").is_file():
+        return cuda_repo.validate_source_repository(repo)  # a CUDA source repository: no variant until built
     try:
         build = rust.Build.open(repo)
     except ValueError as exc:
