@@ -270,10 +270,12 @@ def package(
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
         return
-    console.print(f"[bold green]packaged[/] {result.name} → {result.path}  (id {result.kernel_id}, function "
-                  f"`{result.function}`, layer `{result.layer}` for key `{result.layer_key}`)", highlight=False)
+    console.print(f"[bold green]packaged[/] {result.name} → {result.path}  (id {result.kernel_id or 'set at build'}, "
+                  f"function `{result.function}`, layer `{result.layer}` for key `{result.layer_key}`)", highlight=False)
     console.print(f"  verified on {result.verification['environment'].get('device_name')}; see "
                   f"{result.path / 'CARD.md'}", highlight=False)
+    for note in result.notes:
+        console.print(f"  [yellow]note:[/] {note}", highlight=False)
 
 
 @app.command()
