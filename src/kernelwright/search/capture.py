@@ -80,12 +80,19 @@ class Program:
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     rank: int
-    reduce_dim: int | None       # None: pointwise only
+    reduce_dim: int | None       # None: pointwise only; else the first of ``reduce_dims``
     forward_args: list[str]
     scalar_args: dict[str, Any]  # forward arguments that are not tensors (baked at capture)
     init_source: str
     ops: list[str]               # the ATen ops seen, for the plan and the README of a candidate
     output_is_tuple: bool
+    # the reduced iteration dims: adjacent, so on contiguous tensors they read as one flattened dim
+    reduce_dims: tuple[int, ...] = ()
+    # reductions over different blocks of dims (a per-row norm, then the mean over rows): one kernel per
+    # stage, in order; values crossing stages go through fp32 buffers. Empty: one kernel.
+    stages: list[Program] = field(default_factory=list)
+    # size constants (``numel`` nodes) the caller computes and passes in (a stage sees only its own dims)
+    scalar_params: list[str] = field(default_factory=list)
 
     @property
     def node_by_name(self) -> dict[str, Node]:
@@ -121,8 +128,11 @@ def _decompositions():
                  aten.std.correction, aten.native_layer_norm.default, aten.gelu.default, aten.silu.default,
                  aten.sigmoid.default, aten.tanh.default, aten.argmax.default, aten.argmin.default):
         table.pop(keep, None)
+    # activations and losses that torch keeps as single ATen ops lower to where/clamp/exp/expm1 chains
     table.update(get_decompositions([aten._softmax, aten._log_softmax, aten.linalg_vector_norm, aten.logsumexp,
-                                     aten.softplus, aten.hardtanh, aten.mse_loss, aten.rms_norm]))
+                                     aten.softplus, aten.hardtanh, aten.mse_loss, aten.rms_norm, aten.leaky_relu,
+                                     aten.elu, aten.celu, aten.hardsigmoid, aten.hardswish, aten.mish,
+                                     aten.softshrink, aten.hardshrink, aten.smooth_l1_loss, aten.huber_loss]))
     return table
 
 
@@ -154,24 +164,86 @@ def trace(task: Task, sizes: tuple[int, ...]):
 
 
 def _signature(graph) -> list:
-    """Op sequence and scalar constants: what must not change between two capture shapes."""
+    """Op sequence and scalar constants: what must not change between two capture shapes (NaN compares
+    equal to NaN here: a NaN constant is the same constant at both shapes)."""
     out = []
     for n in graph.graph.nodes:
         if n.op == "call_function":
-            scalars = [a for a in n.args if isinstance(a, (int, float, bool)) and not isinstance(a, bool)]
-            out.append((str(n.target), [round(float(s), 9) for s in scalars if isinstance(s, float)]))
+            scalars = [a for a in n.args if isinstance(a, (int, float)) and not isinstance(a, bool)]
+            out.append((str(n.target), [repr(round(float(s), 9)) for s in scalars]))
     return out
 
 
 def capture(task: Task) -> Program:
     """Trace the task's Model and lower it to the IR; raises :class:`Unsupported` naming the op."""
-    graph, model, inputs, tensor_positions, state_names, low = trace(task, CAPTURE_SIZES[0])
+    graph, model, inputs, tensor_positions, state_names, low = _trace_or_refuse(task, CAPTURE_SIZES[0])
+    sizes: dict = {}
     if task.knobs:
-        other = trace(task, CAPTURE_SIZES[1])[0]
+        other = _trace_or_refuse(task, CAPTURE_SIZES[1])[0]
         if _signature(graph) != _signature(other):
-            raise Unsupported("shape-dependent constant", "the traced graph changes with the input shape")
+            sizes = _size_constants(graph, other)
     forward_params = list(inspect.signature(model.forward).parameters)
-    return _lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params)
+    return _lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params, sizes)
+
+
+def _trace_or_refuse(task: Task, sizes: tuple[int, ...]):
+    """A Model that cannot even be built or run at other shapes cannot be verified at them either."""
+    try:
+        return trace(task, sizes)
+    except Unsupported:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the task's own code failed: say so, in one sentence
+        knobs = capture_shape(task, sizes)
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise Unsupported("shrunk shapes", f"the task's Model fails at knobs {knobs} ({type(exc).__name__}: "
+                                           f"{first}), so it cannot be verified at any shape but its own; a "
+                                           "KNOB_MULTIPLE_OF or FIXED entry in the task file can say which "
+                                           "shapes are legal") from None
+
+
+def _iteration_space(graph) -> tuple[int, ...]:
+    """The largest tensor's shape: every other tensor's dimensions map onto it."""
+    import torch
+
+    tensors = [n.meta["val"] for n in graph.graph.nodes if n.op in ("placeholder", "call_function")
+               and isinstance(n.meta.get("val"), torch.Tensor)]
+    if not tensors:
+        raise Unsupported("no tensors", "the model has no tensor inputs")
+    return tuple(max(tensors, key=lambda t: (t.numel(), t.dim())).shape)
+
+
+def _size_constants(graph, other) -> dict[tuple[str, int], tuple[tuple[int, ...], bool]]:
+    """Scalars that differ between the two capture shapes but are, at both, the product of the same
+    iteration dims' sizes (or its reciprocal): ``batchmean`` divides by the batch. They become run-time
+    values; any other difference is a constant the graph baked from one shape, which is refused."""
+    import math
+
+    ours = [n for n in graph.graph.nodes if n.op == "call_function"]
+    theirs = [n for n in other.graph.nodes if n.op == "call_function"]
+    if [str(n.target) for n in ours] != [str(n.target) for n in theirs]:
+        raise Unsupported("shape-dependent constant", "the traced graph changes with the input shape")
+    space_a, space_b = _iteration_space(graph), _iteration_space(other)
+    subsets = [tuple(k for k in range(len(space_a)) if mask >> k & 1) for mask in range(1, 1 << len(space_a))]
+    found = {}
+    for a, b in zip(ours, theirs):
+        for j, (x, y) in enumerate(zip(a.args, b.args)):
+            scalar = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+            if not (scalar(x) and scalar(y)) or repr(round(float(x), 9)) == repr(round(float(y), 9)):
+                continue
+            match = None
+            for dims in subsets:
+                pa, pb = math.prod(space_a[k] for k in dims), math.prod(space_b[k] for k in dims)
+                if x == pa and y == pb:
+                    match = (dims, False)
+                elif math.isclose(x, 1 / pa, rel_tol=1e-9) and math.isclose(y, 1 / pb, rel_tol=1e-9):
+                    match = (dims, True)
+                if match:
+                    break
+            if match is None:
+                raise Unsupported(str(a.target), f"a shape-dependent constant: {x} at one shape, {y} at another, "
+                                                 "and no product of dimension sizes")
+            found[(a.name, j)] = match
+    return found
 
 
 def _init_source(model) -> str:
@@ -179,17 +251,14 @@ def _init_source(model) -> str:
     return source
 
 
-def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params) -> Program:
+def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params,
+           size_constants=None) -> Program:
     import torch
 
+    size_constants = size_constants or {}
     placeholders = [n for n in graph.graph.nodes if n.op == "placeholder"]
     output_node = next(n for n in graph.graph.nodes if n.op == "output")
-    tensors = [n.meta["val"] for n in placeholders] + [
-        n.meta["val"] for n in graph.graph.nodes if n.op == "call_function" and isinstance(n.meta.get("val"), torch.Tensor)]
-    if not tensors:
-        raise Unsupported("no tensors", "the model has no tensor inputs")
-    full = max(tensors, key=lambda t: (t.numel(), t.dim()))
-    space = tuple(full.shape)
+    space = _iteration_space(graph)
     rank = len(space)
 
     def dim_map(shape) -> tuple[int | None, ...]:
@@ -270,17 +339,23 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
     def dims_of(a) -> frozenset:
         return by_name()[a].dims if isinstance(a, str) else frozenset()
 
-    def reduce_axis(val_in, dims_arg) -> int:
+    def reduce_axis(val_in, dims_arg) -> tuple[int, ...]:
+        """The reduced iteration dims; None or [] reduce every dim of the tensor. They must be adjacent
+        in the iteration space (a LayerNorm over (C, H, W), a loss over everything): one flattened row."""
         shape = tuple(val_in.shape)
-        if dims_arg is None or (isinstance(dims_arg, (list, tuple)) and len(dims_arg) != 1):
-            raise Unsupported("reduction over several dimensions", "only one reduced dimension is generated")
-        d = dims_arg[0] if isinstance(dims_arg, (list, tuple)) else dims_arg
-        d = d % len(shape)
-        mapped = dim_map(shape)[d]
-        if mapped is None:
+        if dims_arg is None or (isinstance(dims_arg, (list, tuple)) and len(dims_arg) == 0):
+            dims = list(range(len(shape)))
+        else:
+            dims = list(dims_arg) if isinstance(dims_arg, (list, tuple)) else [dims_arg]
+        mapping = dim_map(shape)
+        group = sorted({mapping[d % len(shape)] for d in dims} - {None}) if shape else []
+        if not group:
             raise Unsupported("reduction over a size-1 dimension")
-        reductions_dims.add(mapped)
-        return mapped
+        if group != list(range(group[0], group[-1] + 1)):
+            raise Unsupported("reduction over non-adjacent dimensions",
+                              f"dims {group} of the iteration space are not one contiguous block")
+        reductions_dims.add(tuple(group))
+        return tuple(group)
 
     def _lower_node(n) -> None:
         target = n.target
@@ -292,6 +367,10 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             return
         a = [arg(x) if not isinstance(x, (list, tuple, torch.dtype, torch.device, torch.layout, str, type(None)))
              else x for x in n.args]
+        for j, x in enumerate(a):
+            if (n.name, j) in size_constants:  # a dimension's size, read at run time
+                dims, inverse = size_constants[(n.name, j)]
+                a[j] = add("numel", [], (), "f32", "size", of=dims, inverse=inverse)
         out_dims = lambda: {m for m in dim_map(val.shape) if m is not None}  # noqa: E731
         dt = sym_dtype(val.dtype) if isinstance(val, torch.Tensor) else None
         base = n.name
@@ -339,26 +418,25 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             dims_arg = n.args[1] if len(n.args) > 1 else None
             if isinstance(dims_arg, (list, tuple)) and len(dims_arg) == 0:
                 dims_arg = None
-            if dims_arg is None and src.dim() == 1:
-                dims_arg = [0]
             d = reduce_axis(src, dims_arg)
             kind = {"sum": "sum", "mean": "sum", "amax": "max", "amin": "min"}[packet]
-            v = add(kind, [a[0]], out_dims() - {d}, dt if packet != "mean" else "f32", base, dim=d)
+            kept = out_dims() - set(d)
+            v = add(kind, [a[0]], kept, dt if packet != "mean" else "f32", base, dim=d)
             if packet == "mean":
-                v = add("div", [v, add("ncols", [], (), "f32", "n")], out_dims() - {d}, "f32", base + "_mean")
+                v = add("div", [v, add("ncols", [], (), "f32", "n")], kept, "f32", base + "_mean")
                 if dt != "f32":
-                    v = add("cast", [v], out_dims() - {d}, dt, base + "_cast")
+                    v = add("cast", [v], kept, dt, base + "_cast")
             names[n] = v
             return
         if packet in ("argmax", "argmin", "max", "min") and len(n.args) > 1:
             src = n.args[0].meta["val"]
             d = reduce_axis(src, [n.args[1]])
             if packet in ("argmax", "argmin"):
-                names[n] = add(packet, [a[0]], set(dim_map(val.shape)) - {None, d}, "i64", base, dim=d)
+                names[n] = add(packet, [a[0]], set(dim_map(val.shape)) - {None, *d}, "i64", base, dim=d)
             else:  # max.dim / min.dim: (values, indices)
-                values = add(packet, [a[0]], set(dim_map(val[0].shape)) - {None, d}, sym_dtype(val[0].dtype),
+                values = add(packet, [a[0]], set(dim_map(val[0].shape)) - {None, *d}, sym_dtype(val[0].dtype),
                              base + "_values", dim=d)
-                indices = add("arg" + packet, [a[0]], set(dim_map(val[1].shape)) - {None, d}, "i64",
+                indices = add("arg" + packet, [a[0]], set(dim_map(val[1].shape)) - {None, *d}, "i64",
                               base + "_indices", dim=d)
                 names[n] = (values, indices)
             return
@@ -371,7 +449,7 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             if "unbiased" in n.kwargs:
                 correction = 1 if n.kwargs["unbiased"] else 0
             vals = val if isinstance(val, (tuple, list)) else (val,)
-            red_dims = {m for m in dim_map(vals[0].shape) if m is not None} - {d}
+            red_dims = {m for m in dim_map(vals[0].shape) if m is not None} - set(d)
             mean, var = _variance(add, a[0], dims_of(a[0]), red_dims, d, correction, base)
             result = add("sqrt", [var], red_dims, "f32", base + "_std") if packet == "std" else var
             cast = lambda v: add("cast", [v], red_dims, sym_dtype(vals[0].dtype), base + "_cast") \
@@ -380,12 +458,10 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             return
         if packet == "native_layer_norm":
             x, normalized_shape, weight, bias, eps = n.args
-            if len(normalized_shape) != 1:
-                raise Unsupported(str(target), "normalisation over more than one dimension")
             xval = x.meta["val"]
-            d = reduce_axis(xval, [-1])
+            d = reduce_axis(xval, list(range(-len(normalized_shape), 0)))
             x_dims = dims_of(names[x])
-            red = x_dims - {d}
+            red = x_dims - set(d)
             h = names[x]
             if sym_dtype(xval.dtype) != "f32":
                 h = add("cast", [h], x_dims, "f32", "h")
@@ -401,11 +477,26 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
                 y = add("cast", [y], x_dims, out_dt, "y")
             names[n] = (y, mean, rstd)
             return
+        if packet == "gather":
+            # out[r] = src[r, index[r]] over the indexed dim: a sum of src where the column equals the
+            # index, which the row kernel computes while it streams the row anyway (cross-entropy)
+            src, gdim, index = n.args[0], n.args[1], n.args[2]
+            d = reduce_axis(src.meta["val"], [gdim])
+            if index.meta["val"].shape[gdim] != 1 or len(d) != 1:
+                raise Unsupported(str(target), "a gather of more than one element per row")
+            column = add("column", [], set(d), "i64", "col_index", dim=d[0])
+            hit = add("eq", [column, names[index]], dims_of(names[src]) | set(d), "bool", "hit")
+            picked = add("where", [hit, names[src], Const(0.0)], dims_of(names[src]), dt, "picked")
+            names[n] = add("sum", [picked], out_dims() - set(d), dt, base, dim=d)
+            return
+        if packet == "native_batch_norm":
+            names[n] = _batch_norm(n, names, dims_of, reduce_axis, add, sym_dtype, base)
+            return
         raise Unsupported(str(target))
 
     ops_seen: list[str] = []
     for n in graph.graph.nodes:
-        if n.op != "call_function":
+        if n.op != "call_function" or not n.users:  # dead values (BatchNorm's unused empty() workspace)
             continue
         target = n.target
         ops_seen.append(str(target))
@@ -429,20 +520,158 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
         if not isinstance(fx_out, torch.fx.Node):
             raise Unsupported("non-tensor output")
         val = fx_out.meta["val"]
-        if val.dim() == 0:
-            raise Unsupported("reduction to a scalar", "outputs with no dimensions (a loss over every element)")
         ir = names[fx_out]
         if isinstance(ir, Const):
             raise Unsupported("constant output")
         outputs.append(TensorSpec(name=f"out{i}", source="output", ref=str(i), dim_map=dim_map(val.shape),
                                   dtype=sym_dtype(val.dtype), node=ir))
-    if len(reductions_dims) > 1:
-        raise Unsupported("reductions over different dimensions", "one reduced dimension per graph is generated")
-    reduce_dim = next(iter(reductions_dims), None)
     scalar_args = {forward_params[i]: x for i, x in enumerate(inputs) if not isinstance(x, torch.Tensor)}
-    return Program(task=task.name, nodes=nodes, inputs=specs, outputs=outputs, rank=rank, reduce_dim=reduce_dim,
-                   forward_args=forward_params, scalar_args=scalar_args, init_source=_init_source(model),
-                   ops=sorted(set(ops_seen)), output_is_tuple=output_is_tuple)
+    program = Program(task=task.name, nodes=nodes, inputs=specs, outputs=outputs, rank=rank, reduce_dim=None,
+                      forward_args=forward_params, scalar_args=scalar_args, init_source=_init_source(model),
+                      ops=sorted(set(ops_seen)), output_is_tuple=output_is_tuple)
+    if len(reductions_dims) > 1:
+        program.stages = split_stages(program)
+        group = program.stages[0].reduce_dims
+    else:
+        group = next(iter(reductions_dims), ())
+    program.reduce_dims = tuple(group)
+    program.reduce_dim = group[0] if group else None
+    return program
+
+
+def split_stages(program: Program) -> list[Program]:
+    """One Program per block of reduced dims, in dependency order. Values with no reduction behind them
+    are recomputed where needed; a value a later stage needs from an earlier one is stored in its own
+    dtype and loaded back. Each stage gets its own compact iteration space."""
+    by_name = program.node_by_name
+    free: dict[str, bool] = {}
+    for n in program.nodes:
+        free[n.name] = n.op not in REDUCTIONS and all(free[a] for a in n.args if isinstance(a, str))
+    stage: dict[str, int] = {}
+    groups: dict[int, tuple[int, ...]] = {}
+    for n in program.nodes:
+        if free[n.name]:
+            continue
+        s = max((stage[a] for a in n.args if isinstance(a, str) and not free[a]), default=0)
+        if n.op in REDUCTIONS:
+            g = tuple(n.attrs["dim"])
+            while groups.get(s, g) != g:
+                s += 1
+            groups[s] = g
+        stage[n.name] = s
+    count = max(groups) + 1
+    where = lambda name: 0 if free[name] else stage[name]  # noqa: E731
+    crossing: dict[int, list[str]] = {t: [] for t in range(count)}  # values stage t stores for later ones
+    for n in program.nodes:
+        for a in n.args:
+            if isinstance(a, str) and not free[n.name] and not free[a] and stage[a] < stage[n.name] \
+                    and a not in crossing[stage[a]]:
+                crossing[stage[a]].append(a)
+    specs_by_node = {s.name: s for s in program.inputs}
+    stages = []
+    for t in range(count):
+        finals = [o for o in program.outputs if where(o.node) == t]
+        roots = [o.node for o in finals] + crossing[t]
+        keep: list[str] = []
+        loaded: list[str] = []
+
+        def visit(name: str) -> None:
+            if name in keep or name in loaded:
+                return
+            if not free[name] and stage[name] < t:
+                loaded.append(name)
+                return
+            for a in by_name[name].args:
+                if isinstance(a, str):
+                    visit(a)
+            keep.append(name)
+
+        for r in roots:
+            visit(r)
+        order = {n.name: i for i, n in enumerate(program.nodes)}
+        members = sorted(keep + loaded, key=order.get)
+        used = set(groups[t])
+        for name in members:
+            used |= by_name[name].dims
+        renumber = {k: i for i, k in enumerate(sorted(used))}
+        nodes, inputs, outputs, numels = [], [], [], []
+        for name in members:
+            n = by_name[name]
+            dims = frozenset(renumber[k] for k in n.dims)
+            if name in loaded:  # stored in its own dtype: already rounded where the model rounds
+                dtype = n.dtype
+                nodes.append(Node(name, "input", [], dims, dtype))
+                inputs.append(TensorSpec(name=name, source="stage", ref=name, dim_map=tuple(sorted(dims)),
+                                         dtype=dtype))
+                continue
+            attrs = dict(n.attrs)
+            if "dim" in attrs and n.op in REDUCTIONS:
+                attrs["dim"] = tuple(renumber[k] for k in attrs["dim"])
+            elif "dim" in attrs:
+                attrs["dim"] = renumber[attrs["dim"]]
+            if n.op == "numel":
+                numels.append(name)
+            nodes.append(Node(name, n.op, list(n.args), dims, n.dtype, attrs))
+            if n.op == "input":
+                spec = specs_by_node[name]
+                inputs.append(TensorSpec(name=spec.name, source=spec.source, ref=spec.ref, dtype=spec.dtype,
+                                         dim_map=tuple(None if k is None else renumber[k] for k in spec.dim_map)))
+        for o in finals:
+            outputs.append(TensorSpec(name=o.name, source="output", ref=o.ref, dtype=o.dtype, node=o.node,
+                                      dim_map=tuple(None if k is None else renumber[k] for k in o.dim_map)))
+        for name in crossing[t]:
+            n = by_name[name]
+            dtype = n.dtype
+            outputs.append(TensorSpec(name=name, source="stage", ref=name, dtype=dtype, node=name,
+                                      dim_map=tuple(sorted(renumber[k] for k in n.dims))))
+        group = tuple(renumber[k] for k in groups[t])
+        stages.append(Program(task=program.task, nodes=nodes, inputs=inputs, outputs=outputs, rank=len(renumber),
+                              reduce_dim=group[0], forward_args=program.forward_args, scalar_args={},
+                              init_source="", ops=program.ops, output_is_tuple=True, reduce_dims=group,
+                              scalar_params=numels))
+    return stages
+
+
+def _batch_norm(n, names, dims_of, reduce_axis, add, sym_dtype, base):
+    """native_batch_norm, as ``Model.eval()`` runs it: with running statistics a per-channel affine map;
+    with batch statistics (``InstanceNorm``, which views (N, C, *S) as (1, N*C, *S)) a normalisation over
+    the trailing spatial dims of the original tensor, one row per (n, c)."""
+    x, weight, bias, running_mean, running_var, training, _momentum, eps = n.args
+    xval = x.meta["val"]
+    h = names[x]
+    x_dims = dims_of(h)
+    if sym_dtype(xval.dtype) != "f32":
+        h = add("cast", [h], x_dims, "f32", "h")
+    if not training and running_mean is not None and running_var is not None:
+        rstd = add("rsqrt", [add("add", [names[running_var], Const(eps)], dims_of(names[running_var]), "f32",
+                                 "var_eps")], dims_of(names[running_var]), "f32", "rstd")
+        y = add("mul", [add("sub", [h, names[running_mean]], x_dims, "f32", "centered"), rstd], x_dims, "f32",
+                "normed")
+    else:
+        source = x.args[0].meta["val"] if getattr(x, "target", None) is not None and \
+            "view" in str(x.target) else xval
+        spatial = xval.dim() - 2
+        merged = tuple(source.shape[:source.dim() - spatial])
+        import math
+        if xval.shape[0] != 1 or source.dim() < spatial + 1 or math.prod(merged) != xval.shape[1] or \
+                tuple(source.shape[source.dim() - spatial:]) != tuple(xval.shape[2:]):
+            raise Unsupported(str(n.target), "batch statistics over the batch and spatial dims together "
+                                             "(non-adjacent dimensions)")
+        d = reduce_axis(source, list(range(-spatial, 0)))
+        mean, var = _variance(add, h, x_dims, x_dims - set(d), d, 0, "bn")
+        rstd = add("rsqrt", [add("add", [var, Const(eps)], x_dims - set(d), "f32", "var_eps")], x_dims - set(d),
+                   "f32", "rstd")
+        y = add("mul", [add("sub", [h, mean], x_dims, "f32", "centered"), rstd], x_dims, "f32", "normed")
+        if weight is not None or bias is not None:
+            raise Unsupported(str(n.target), "an affine map after batch statistics")
+    if weight is not None:
+        y = add("mul", [y, names[weight]], x_dims, "f32", "scaled")
+    if bias is not None:
+        y = add("add", [y, names[bias]], x_dims, "f32", "shifted")
+    out_dt = sym_dtype(n.meta["val"][0].dtype)
+    if out_dt != "f32":
+        y = add("cast", [y], x_dims, out_dt, "y")
+    return (y, None, None)
 
 
 def _variance(add, x, x_dims, red_dims, d, correction, base):

@@ -50,23 +50,33 @@ def _tanh(x):
 
 @dataclass(frozen=True)
 class Layout:
-    """How the iteration space splits around the reduced dimension ``d``."""
+    """How the iteration space splits around the reduced block of dims ``d .. d + width - 1`` (on
+    contiguous tensors each group of adjacent dims is one flattened dim: a row index and a column)."""
 
     rank: int
     d: int
+    width: int = 1
 
     @property
     def outer(self) -> list[int]:
         return list(range(self.d))
 
     @property
+    def reduced(self) -> list[int]:
+        return list(range(self.d, self.d + self.width))
+
+    @property
     def inner(self) -> list[int]:
-        return list(range(self.d + 1, self.rank))
+        return list(range(self.d + self.width, self.rank))
 
 
 def generate(program: Program, configs: list[tuple[tuple[int, int], dict]], *, label: str = "") -> str:
     """Source of a candidate whose launcher dispatches on (rows, cols) to the nearest bucket's config."""
-    if program.kind == "pointwise":
+    if program.stages:
+        parts = [_rows(stage, suffix=f"_{i}") for i, stage in enumerate(program.stages)]
+        kernel = "".join(k for k, _ in parts)
+        launcher = "".join(launch for _, launch in parts) + _staged_launcher(program)
+    elif program.kind == "pointwise":
         kernel, launcher = _pointwise(program)
     else:
         kernel, launcher = _rows(program)
@@ -120,11 +130,15 @@ def expression(node: Node, a: list[str], ref: str | None, args: list) -> str:
         return f"{x} {binary[op]} {_literal(node.attrs['alpha'])} * {y}"
     if op in binary:
         return f"{x} {binary[op]} {y}"
+    # log1p/expm1 near 0: exp(x) - 1 and log(1 + x) lose every digit there; Kahan's corrections keep them
+    log1p = f"tl.where(1.0 + {x} == 1.0, {x}, tl.log(1.0 + {x}) * {x} / ((1.0 + {x}) - 1.0))"
+    expm1 = (f"tl.where(tl.abs({x}) < 0.5, tl.where(tl.exp({x}) == 1.0, {x}, (tl.exp({x}) - 1.0) * {x} / "
+             f"tl.log(tl.exp({x}))), tl.exp({x}) - 1.0)")
     unary = {"neg": f"-{x}", "exp": f"tl.exp({x})", "exp2": f"tl.exp2({x})", "log": f"tl.log({x})",
-             "log2": f"tl.log2({x})", "log1p": f"tl.log(1.0 + {x})", "expm1": f"tl.exp({x}) - 1.0",
+             "log2": f"tl.log2({x})", "log1p": log1p, "expm1": expm1,
              "sqrt": f"tl.sqrt({x})", "rsqrt": f"tl.rsqrt({x})", "abs": f"tl.abs({x})",
              "sigmoid": f"tl.sigmoid({x})", "tanh": f"_tanh({x})", "erf": f"tl.erf({x})",
-             "relu": f"tl.maximum({x}, 0.0)", "silu": f"{x} * tl.sigmoid({x})", "reciprocal": f"1.0 / {x}",
+             "relu": f"tl.maximum({x}, 0.0, propagate_nan=tl.PropagateNan.ALL)", "silu": f"{x} * tl.sigmoid({x})", "reciprocal": f"1.0 / {x}",
              "sin": f"tl.sin({x})", "cos": f"tl.cos({x})", "floor": f"tl.floor({x})", "ceil": f"tl.ceil({x})",
              "sign": f"tl.where({x} > 0, 1.0, tl.where({x} < 0, -1.0, 0.0))", "logical_not": f"{x} == 0",
              "isnan": f"{x} != {x}", "isinf": f'tl.abs({x}) == float("inf")', "square": f"{x} * {x}"}
@@ -136,10 +150,10 @@ def expression(node: Node, a: list[str], ref: str | None, args: list) -> str:
         return unary[op]
     if op == "rsub":
         return f"{y} - {x}"
-    if op == "maximum":
-        return f"tl.maximum({x}, {y})"
+    if op == "maximum":  # torch's maximum, clamp and relu keep a NaN operand; tl's drop it by default
+        return f"tl.maximum({x}, {y}, propagate_nan=tl.PropagateNan.ALL)"
     if op == "minimum":
-        return f"tl.minimum({x}, {y})"
+        return f"tl.minimum({x}, {y}, propagate_nan=tl.PropagateNan.ALL)"
     if op == "pow":
         return _pow(x, args[1] if isinstance(args[1], Const) else y)
     if op == "where":
@@ -184,6 +198,12 @@ class _Emitter:
             return _cast(node, src, a[0], self.ref)
         if node.op == "ncols":
             return "n_cols"
+        if node.op == "numel":  # a product of dimension sizes, passed by the launcher
+            return node.name
+        if node.op == "column":  # the index along the reduced dim (a gather read as a one-hot sum)
+            if self.load is None:
+                raise Unsupported("aten.gather", "an index along a dim that is not reduced")
+            return "cols[None, :]"
         expr = expression(node, a, self.ref, node.args)
         if node.dtype == "case" and node.op not in ("eq", "ne", "lt", "le", "gt", "ge"):
             # the eager model rounds this op's result to the task dtype; so do we (a no-op for fp32)
@@ -201,6 +221,23 @@ def _live(program: Program) -> set[str]:
         live.add(n)
         stack.extend(a for a in by_name[n].args if isinstance(a, str))
     return live
+
+
+def _numels(program: Program) -> list[Node]:
+    live = _live(program)
+    return [n for n in program.nodes if n.op == "numel" and n.name in live]
+
+
+def _numel_values(program: Program, size) -> list[str]:
+    """Launcher lines computing each run-time size constant from ``size(k)``, the k-th dim's size (a
+    stage's constants come from its caller, which sees every dim)."""
+    lines = []
+    for n in _numels(program):
+        if n.name in program.scalar_params:
+            continue
+        product = " * ".join(size(k) for k in n.attrs["of"])
+        lines.append(f"{n.name} = " + (f"1.0 / float({product})" if n.attrs["inverse"] else f"float({product})"))
+    return lines
 
 
 def _ref_pointer(program: Program) -> str | None:
@@ -237,6 +274,7 @@ def _pointwise(program: Program) -> tuple[str, str]:
     for o in program.outputs:
         lines.append(f"tl.store({o.name}_ptr + offs, {env[o.node]}.to({o.name}_ptr.dtype.element_ty), mask=mask)")
     ptrs = ", ".join(f"{s.name}_ptr" for s in program.inputs + program.outputs)
+    ptrs += "".join(f", {n.name}" for n in _numels(program))
     body = "\n".join("        " + line for line in lines)
     kernel = f'''
 
@@ -257,6 +295,8 @@ def _pointwise_kernel({ptrs}, n_elements, BLOCK: tl.constexpr):
                        for o in program.outputs)
     outs = ", ".join(o.name for o in program.outputs)
     call_ptrs = ", ".join(s.name for s in program.inputs + program.outputs)
+    call_ptrs += "".join(f", {n.name}" for n in _numels(program))
+    prep += "".join(f"\n    {line}" for line in _numel_values(program, lambda k: f"{first}.shape[{k}]"))
     launcher = f'''
 
 def fused(*, {args}):
@@ -278,7 +318,9 @@ def fused(*, {args}):
 
 def _torch_dtype(spec, program: Program) -> str:
     if spec.dtype == "case":
-        ref = next(s for s in program.inputs if s.dtype == "case")
+        ref = next((s for s in program.inputs if s.dtype == "case"), None)
+        if ref is None:
+            raise Unsupported("task-dtype output", "a stage writes the task's dtype but reads no tensor of it")
         return f"{ref.name}.dtype"
     return {"f32": "torch.float32", "i64": "torch.int64", "bool": "torch.bool"}[spec.dtype]
 
@@ -295,23 +337,39 @@ def _group_terms(spec, layout: Layout, who: str) -> dict[str, int | None]:
     does not span that group). A tensor spanning part of a group is not generated."""
     pos = {k: j for j, k in enumerate(spec.dim_map) if k is not None}
     out = {}
-    for group, dims in (("o", layout.outer), ("r", [layout.d]), ("i", layout.inner)):
+    for group, dims in (("o", layout.outer), ("r", layout.reduced), ("i", layout.inner)):
         have = [k for k in dims if k in pos]
         if have and len(have) != len(dims):
-            raise Unsupported("partial broadcast", f"{who} spans only part of the {'outer' if group == 'o' else 'inner'}"
-                                                   " dimensions")
+            raise Unsupported("partial broadcast", f"{who} spans only part of the "
+                                                   f"{dict(o='outer', r='reduced', i='inner')[group]} dimensions")
         out[group] = pos[dims[-1]] if have else None
     return out
 
 
-def _rows(program: Program) -> tuple[str, str]:
-    d = program.reduce_dim if program.reduce_dim is not None else program.rank - 1
-    layout = Layout(program.rank, d)
+def _layout(program: Program) -> tuple[Layout, dict[str, dict[str, int | None]]]:
+    """The reduced block, or for a broadcasting pointwise graph the dim that lets every tensor span whole
+    groups (a per-channel (C,) parameter of an (N, C, H, W) input: the channel dim, last dim first)."""
+    specs = program.inputs + program.outputs
+    if program.reduce_dims:
+        layout = Layout(program.rank, program.reduce_dims[0], len(program.reduce_dims))
+        return layout, {s.name: _group_terms(s, layout, f"`{s.ref}`") for s in specs}
+    first_error = None
+    for d in reversed(range(program.rank)):
+        layout = Layout(program.rank, d)
+        try:
+            return layout, {s.name: _group_terms(s, layout, f"`{s.ref}`") for s in specs}
+        except Unsupported as exc:
+            first_error = first_error or exc
+    raise first_error
+
+
+def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
+    layout, terms = _layout(program)
+    d = layout.d
     live = _live(program)
     ref = _ref_pointer(program)
     by_name = program.node_by_name
     specs = {s.name: s for s in program.inputs}
-    terms = {s.name: _group_terms(s, layout, f"`{s.ref}`") for s in program.inputs + program.outputs}
     for o in program.outputs:
         if terms[o.name]["o"] is None and layout.outer or terms[o.name]["i"] is None and layout.inner:
             raise Unsupported("output broadcast over rows", "an output that does not span every row")
@@ -334,6 +392,8 @@ def _rows(program: Program) -> tuple[str, str]:
             parts.append(f"({row})[:, None]")
         if with_cols and t["r"] is not None:
             parts.append(f"cols[None, :] * {name}_sr")
+        if not parts and not with_cols:  # a 0-dim output (a loss): one address, as a block to store rows at
+            parts.append("tl.zeros([ROWS, 1], dtype=tl.int64)")
         return f"{name}_ptr" + "".join(" + " + p for p in parts)
 
     def load(node: Node) -> str:
@@ -348,7 +408,7 @@ def _rows(program: Program) -> tuple[str, str]:
         return f"tl.load({address(s.name, False)}, mask=row_mask[:, None], other=0){suffix}"
 
     em = _Emitter(program, ref, load)
-    is_col = {n.name: d in n.dims for n in program.nodes}
+    is_col = {n.name: any(k in n.dims for k in layout.reduced) for n in program.nodes}
     # level: how many dependent reductions a value waits for
     level: dict[str, int] = {}
     for n in program.nodes:
@@ -356,8 +416,8 @@ def _rows(program: Program) -> tuple[str, str]:
         level[n.name] = (1 + max(deps, default=0)) if n.op in REDUCTIONS else max(deps, default=0)
     reductions = [n for n in program.nodes if n.op in REDUCTIONS and n.name in live]
     depth = max((level[n.name] for n in reductions), default=0)
-    col_outputs = [o for o in program.outputs if d in set(o.dim_map)]
-    row_outputs = [o for o in program.outputs if d not in set(o.dim_map)]
+    col_outputs = [o for o in program.outputs if set(layout.reduced) & set(o.dim_map)]
+    row_outputs = [o for o in program.outputs if not set(layout.reduced) & set(o.dim_map)]
 
     def store_col(o, env) -> str:
         v = env[o.node]
@@ -446,7 +506,8 @@ def _rows(program: Program) -> tuple[str, str]:
             if n.op == "sum":
                 body.append(f"{n.name}_acc += {v}")
             elif n.op in ("max", "min"):
-                body.append(f"{n.name}_acc = tl.{'maximum' if n.op == 'max' else 'minimum'}({n.name}_acc, {v})")
+                body.append(f"{n.name}_acc = tl.{'maximum' if n.op == 'max' else 'minimum'}({n.name}_acc, {v}, "
+                            "propagate_nan=tl.PropagateNan.ALL)")
             else:
                 cmp = ">" if n.op == "argmax" else "<"
                 body.append(f"{n.name}_val = {v}")
@@ -484,6 +545,7 @@ def _rows(program: Program) -> tuple[str, str]:
             if terms[s.name][g] is not None:
                 stride_args.append(f"{s.name}_s{g}")
     ptrs = ", ".join(f"{s.name}_ptr" for s in program.inputs + program.outputs)
+    stride_args += [n.name for n in _numels(program)]
     strides = ", ".join(stride_args)
     rows_setup = ["rows = block * ROWS + tl.arange(0, ROWS)", "row_mask = rows < n_rows", "rows = rows.to(tl.int64)"]
     rows_setup += ["o = rows // inner", "i = rows % inner"] if has_inner else ["o = rows"]
@@ -495,7 +557,7 @@ def _rows(program: Program) -> tuple[str, str]:
     kernel = f'''
 
 @triton.jit
-def _rows_kernel({ptrs},
+def _rows_kernel{suffix}({ptrs},
                  {strides},
                  n_rows, n_cols{', inner' if has_inner else ''},
                  BLOCK: tl.constexpr, ROWS: tl.constexpr, ONE_PASS: tl.constexpr):
@@ -520,8 +582,9 @@ def _rows_kernel({ptrs},
     prep = [f"{s.name} = {s.name}.contiguous()" for s in program.inputs]
     prep += [f"size{k} = {size_expr[k]}" for k in range(program.rank)]
     prep.append("n_outer = " + (" * ".join(f"size{k}" for k in layout.outer) or "1"))
-    prep.append(f"n_cols = size{d}")
+    prep.append("n_cols = " + " * ".join(f"size{k}" for k in layout.reduced))
     prep.append("inner = " + (" * ".join(f"size{k}" for k in layout.inner) or "1"))
+    prep += _numel_values(program, lambda k: f"size{k}")
     first = program.inputs[0].name
     for o in program.outputs:
         shape = ", ".join(f"size{k}" if k is not None else "1" for k in o.dim_map)
@@ -534,13 +597,14 @@ def _rows_kernel({ptrs},
             j = terms[s.name][g]
             if j is not None:
                 stride_vals.append(f"{s.name}.stride({j})")
-    call = (f"_rows_kernel[(grid,)]({', '.join(s.name for s in program.inputs + program.outputs)},\n"
+    stride_vals += [n.name for n in _numels(program)]
+    call = (f"_rows_kernel{suffix}[(grid,)]({', '.join(s.name for s in program.inputs + program.outputs)},\n"
             f"        {', '.join(stride_vals)},\n"
             f"        n_outer * inner, n_cols{', inner' if has_inner else ''}, BLOCK=block, ROWS=rows, "
             f"ONE_PASS=one_pass,\n        num_warps=config[\"warps\"], num_stages=config[\"stages\"])")
     launcher = f'''
 
-def fused(*, {", ".join(_launcher_params(program))}):
+def fused{suffix}(*, {", ".join(_launcher_params(program) + program.scalar_params)}):
 {ind(prep, 4)}
     if n_outer * inner == 0 or n_cols == 0:
         return {outs}
@@ -551,6 +615,31 @@ def fused(*, {", ".join(_launcher_params(program))}):
     return {outs}
 '''
     return kernel, launcher
+
+
+def _staged_launcher(program: Program) -> str:
+    """``fused`` for a staged program: every dim's size from the inputs, the size constants, then each
+    stage's launcher in order, its stored values passed on by name."""
+    lines = _numel_values(program, lambda k: f"size{k}")
+    seen: set[int] = set()
+    for s in program.inputs:
+        for j, k in enumerate(s.dim_map):
+            if k is not None and k not in seen and lines:
+                seen.add(k)
+                lines.insert(len(seen) - 1, f"size{k} = {s.name}.shape[{j}]")
+    for i, stage in enumerate(program.stages):
+        args = [f"{s.name}={s.name}" for s in stage.inputs] + [f"{n}={n}" for n in stage.scalar_params]
+        outs = ", ".join(o.name for o in stage.outputs)
+        lines.append(f"{outs}{',' if len(stage.outputs) == 1 else ''} = fused_{i}({', '.join(args)})")
+    outs = ", ".join(o.name for o in program.outputs) + ("," if len(program.outputs) == 1 else "")
+    body = "\n".join("    " + line for line in lines)
+    return f'''
+
+def fused(*, {", ".join(_launcher_params(program))}):
+    """{len(program.stages)} kernels: each reduces over its own block of dims."""
+{body}
+    return {outs}
+'''
 
 
 # -- launch plan and ModelNew ------------------------------------------------------------------------
