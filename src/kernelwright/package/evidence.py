@@ -1,7 +1,9 @@
 """What is known about a candidate: the verification just run, plus whatever results a run directory holds.
 
-An optimize run directory (``RUN_DIR/best.py``, ``run.sqlite``, JSON results, sweep PNGs) is read for
-what exists; missing pieces are reported as missing, never invented.
+An optimize run directory (``RUN_DIR/best.py``, ``tuning_plan.json``, ``run.sqlite``, JSON results, sweep
+PNGs) is read for what exists; missing pieces are reported as missing, never invented. From the store only
+the evaluations of best.py's own source are taken (its verifications and its final benchmark against every
+baseline), never a tuning round's, which timed other configurations against eager alone.
 """
 
 from __future__ import annotations
@@ -52,8 +54,52 @@ def gather(source: Path) -> Evidence:
             ev.benches.append(data)
         else:
             continue
-        ev.task_hint = ev.task_hint or data.get("task_path") or data.get("task")
+        ev.task_hint = ev.task_hint or _task_ref(data)
     ev.plots = sorted(p for p in source.rglob("*.png"))
     if (source / "run.sqlite").is_file():
-        ev.notes.append("run.sqlite present (lineage kept in the run directory; not copied)")
+        _from_store(source / "run.sqlite", ev)
     return ev
+
+
+def _from_store(path: Path, ev: Evidence) -> None:
+    """Add best.py's evaluations recorded by an optimize run (read only: the store is left as it was)."""
+    import sqlite3
+
+    from kernelwright.store import sha256
+
+    digest = sha256(ev.candidate.read_text())
+    try:
+        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            rows = connection.execute(
+                "SELECT e.kind, e.status, e.settings, e.result FROM evaluations e JOIN candidates c "
+                "ON c.id = e.candidate_id WHERE c.source_sha = ? ORDER BY e.id", (digest,)).fetchall()
+            plan = connection.execute("SELECT task FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        ev.notes.append(f"run.sqlite: not readable ({exc}), ignored")
+        return
+    found = 0
+    for kind, status, settings, result in rows:
+        data = json.loads(result)
+        if kind == "verify" and status == "accepted":
+            ev.verifications.append(data)
+            found += 1
+        elif kind == "bench" and status == "ok" and json.loads(settings).get("what") == "final":
+            ev.benches.append(data)
+            found += 1
+        ev.task_hint = ev.task_hint or _task_ref(data)
+    if plan and not ev.task_hint:
+        ev.task_hint = plan[0]
+    ev.notes.append(f"run.sqlite: {found} result(s) of best.py's own source taken (lineage kept in the run "
+                    "directory; not copied)")
+
+
+def _task_ref(result: dict[str, Any]) -> str | None:
+    """The task a result names: its file where that exists here, else its name (a run made on another
+    machine records that machine's paths)."""
+    path = result.get("task_path")
+    if path and Path(path).is_file():
+        return path
+    return result.get("task") or path
