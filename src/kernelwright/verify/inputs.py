@@ -79,6 +79,10 @@ def redraw(x, distribution: str, generator, dtype: str = "float32"):
         x[pick < 0.01] = float("nan")
         x[(pick >= 0.01) & (pick < 0.02)] = float("inf")
         x[(pick >= 0.02) & (pick < 0.03)] = float("-inf")
+        # at 1% each a small fuzz shape would often draw none: every tensor gets at least one of each
+        flat = x.view(-1)
+        at = torch.randperm(flat.numel(), generator=generator)[:3]
+        flat[at] = torch.tensor([float("nan"), float("inf"), float("-inf")])[:len(at)]
         return x
     raise ValueError(f"unknown distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS + FUZZ_DISTRIBUTIONS)}")
 
