@@ -47,6 +47,8 @@ from kernelwright.errors import KernelwrightError
 from kernelwright.hardware import describe
 from kernelwright.optimize import OptimizeLimit, optimize
 from kernelwright.sandbox.runner import Limits
+from kernelwright.search.capture import capture
+from kernelwright.tasks.task import load_task
 
 # (pattern on the file name without its number, kind); "scan" files are controls: they must be refused.
 SELECTION = (
@@ -160,8 +162,9 @@ def run_isolated(path: Path, out: Path, timeout: float, memory_gb: float, adapte
         if row is None:
             tail = " ".join((done.stderr or "").strip().splitlines()[-2:])[-300:]
             row = _row(path)
-            row["reason"] = (f"the task process died (exit {done.returncode}"
-                             f"{', out of memory under the ' + str(memory_gb) + ' GB cap' if 'MemoryError' in tail or done.returncode in (-9, 137) else ''}): {tail}")
+            memory = "MemoryError" in tail or done.returncode in (-9, 137)
+            why = f", out of memory under the {memory_gb} GB cap" if memory else ""
+            row["reason"] = f"the task process died (exit {done.returncode}{why}): {tail}"
     except subprocess.TimeoutExpired:
         row = _row(path)
         row["reason"] = f"too slow on CPU: no verdict within {4 * timeout + 120:.0f} s"
@@ -182,6 +185,12 @@ def run_one(path: Path, out: Path, timeout: float, memory_gb: float) -> dict:
     stem = path.stem
     row = _row(path)
     started = time.monotonic()
+    captured = False
+    try:  # whether the generator covers it, apart from whatever happens later in verification
+        capture(load_task(path))
+        captured = True
+    except Exception:  # noqa: BLE001 - optimize below says why, in its own words
+        pass
     try:
         limits = Limits(timeout_s=timeout, memory_mb=int(memory_gb * 1024 * 0.6))
         result = optimize(path, device="cpu", out=out / stem, limits=limits)
@@ -199,7 +208,8 @@ def run_one(path: Path, out: Path, timeout: float, memory_gb: float) -> dict:
     except MemoryError:
         row["reason"] = f"too big for this machine's memory cap ({memory_gb} GB) while building reference cases"
     except Exception as exc:  # noqa: BLE001 - a crash is a finding to record, not a reason to stop the table
-        row["reason"] = f"crash: {type(exc).__name__}: {exc}"
+        row["covered"] = captured
+        row["reason"] = f"{'the verifier' if captured else 'capture'} crashed: {type(exc).__name__}: {exc}"
     row["seconds"] = round(time.monotonic() - started, 1)
     row["reason"] = " ".join(row["reason"].split())
     return row

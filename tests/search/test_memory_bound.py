@@ -33,6 +33,7 @@ def _verified(tmp_path, name: str, cfg: dict, *, mutate=None):
 @pytest.mark.parametrize("name, cfg", [
     ("activations", POINTWISE),       # leaky_relu, elu, selu, celu, hardtanh, softplus, hardsigmoid, hardswish
     ("loss_mean", LOOPED),            # smooth L1 over every element: one flattened row, a 0-dim output
+    ("frobenius_norm", LOOPED),       # x / ||x||: the one flattened row written back in chunks
     ("kl_batchmean", ONE_PASS),       # / batch size read at run time
     ("layernorm_3d", LOOPED),         # reduction over (C, H, W) with (C, H, W) weight and bias
     ("instance_norm", ONE_PASS),      # (N, C) rows over (H, W), through torch's (1, N*C, H, W) view
@@ -83,3 +84,21 @@ def test_out_of_scope_ops_are_still_refused_by_name():
     with pytest.raises(Unsupported) as info:
         capture(load_task(FIXTURES / "kernelbench_cumsum.py"))
     assert "cumsum" in info.value.op
+
+
+def test_online_softmax_saves_a_pass_and_both_forms_verify(tmp_path):
+    """Looped softmax: the online form reads each row twice (max and sum together, then the write), the
+    three-pass form three times; the kernel carries both behind ONLINE, and the three-pass one still
+    verifies (the online one is verified by test_codegen's softmax-looped case, the default)."""
+    program = capture(load_task("log_softmax"))
+    source = generate(program, [((1, 1), {**LOOPED, "online": False})])
+    looped = source.split("if ONE_PASS:")[1].split("# launch")[0]
+    online, rest = looped.split("if ONLINE:")[1].split("else:", 1)
+    assert online.count("for start in range(0, n_cols, BLOCK)") == 1      # max and sum together
+    assert rest.count("for start in range(0, n_cols, BLOCK)") == 3        # max, sum, then the shared write
+    assert 'ONLINE=config.get("online", True)' in source
+    path = tmp_path / "kernel.py"
+    path.write_text(source)
+    result = verify(load_task("log_softmax").path, path, device="cpu", shapes=2, seed=5)
+    assert result.accepted, result.failures[:2]
+    assert "ONLINE" not in generate(capture(load_task("rmsnorm")), [((1, 1), LOOPED)])  # no softmax pair

@@ -138,7 +138,8 @@ def expression(node: Node, a: list[str], ref: str | None, args: list) -> str:
              "log2": f"tl.log2({x})", "log1p": log1p, "expm1": expm1,
              "sqrt": f"tl.sqrt({x})", "rsqrt": f"tl.rsqrt({x})", "abs": f"tl.abs({x})",
              "sigmoid": f"tl.sigmoid({x})", "tanh": f"_tanh({x})", "erf": f"tl.erf({x})",
-             "relu": f"tl.maximum({x}, 0.0, propagate_nan=tl.PropagateNan.ALL)", "silu": f"{x} * tl.sigmoid({x})", "reciprocal": f"1.0 / {x}",
+             "relu": f"tl.maximum({x}, 0.0, propagate_nan=tl.PropagateNan.ALL)",
+             "silu": f"{x} * tl.sigmoid({x})", "reciprocal": f"1.0 / {x}",
              "sin": f"tl.sin({x})", "cos": f"tl.cos({x})", "floor": f"tl.floor({x})", "ceil": f"tl.ceil({x})",
              "sign": f"tl.where({x} > 0, 1.0, tl.where({x} < 0, -1.0, 0.0))", "logical_not": f"{x} == 0",
              "isnan": f"{x} != {x}", "isinf": f'tl.abs({x}) == float("inf")', "square": f"{x} * {x}"}
@@ -365,7 +366,6 @@ def _layout(program: Program) -> tuple[Layout, dict[str, dict[str, int | None]]]
 
 def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
     layout, terms = _layout(program)
-    d = layout.d
     live = _live(program)
     ref = _ref_pointer(program)
     by_name = program.node_by_name
@@ -384,7 +384,7 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
             parts.append(f"i * {name}_si")
         return " + ".join(parts)
 
-    def address(name: str, with_cols: bool) -> str:
+    def address(name: str, with_cols: bool, store: bool = False) -> str:
         t = terms[name]
         parts = []
         row = row_offset(name)
@@ -392,7 +392,7 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
             parts.append(f"({row})[:, None]")
         if with_cols and t["r"] is not None:
             parts.append(f"cols[None, :] * {name}_sr")
-        if not parts and not with_cols:  # a 0-dim output (a loss): one address, as a block to store rows at
+        if not row and store:  # no row term (a global reduction): a [ROWS, ...] block, masked to row 0
             parts.append("tl.zeros([ROWS, 1], dtype=tl.int64)")
         return f"{name}_ptr" + "".join(" + " + p for p in parts)
 
@@ -423,10 +423,11 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
         v = env[o.node]
         if not is_col.get(o.node, False):
             v = f"({v} + tl.zeros([ROWS, BLOCK], dtype=tl.float32))"
-        return f"tl.store({address(o.name, True)}, {v}.to({o.name}_ptr.dtype.element_ty), mask=mask)"
+        return f"tl.store({address(o.name, True, store=True)}, {v}.to({o.name}_ptr.dtype.element_ty), mask=mask)"
 
     def store_row(o, env) -> str:
-        return f"tl.store({address(o.name, False)}, {env[o.node]}.to({o.name}_ptr.dtype.element_ty), mask=row_mask[:, None])"
+        return (f"tl.store({address(o.name, False, store=True)}, {env[o.node]}.to({o.name}_ptr.dtype.element_ty), "
+                "mask=row_mask[:, None])")
 
     def reduce_operand(n: Node, env) -> str:
         v = env[n.args[0]]
@@ -486,49 +487,82 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
             out.append(f"{name} = {load(n) if n.op == 'input' else em.pointwise(n, scope)}")
             scope[name] = name
 
-    emit_rows(0, loop)
-    for p in range(1, depth + 1):
-        todo = [n for n in reductions if level[n.name] == p]
-        for n in todo:
-            if n.op in ("sum",):
-                loop.append(f"{n.name}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
-            else:
-                loop.append(f"{n.name}_acc = tl.full([ROWS, BLOCK], {identity[n.op]}, dtype=tl.float32)")
-                if n.op in ("argmax", "argmin"):
-                    loop.append(f"{n.name}_idx = tl.zeros([ROWS, BLOCK], dtype=tl.int64)")
-        loop.append("for start in range(0, n_cols, BLOCK):")
-        body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
-                "mask = row_mask[:, None] & col_mask[None, :]"]
-        scope = dict(env)
-        emit_cols([n.args[0] for n in todo], body, scope)
-        for n in todo:
-            v = f"tl.where(mask, {reduce_operand(n, scope)}, {identity[n.op]})"
-            if n.op == "sum":
-                body.append(f"{n.name}_acc += {v}")
-            elif n.op in ("max", "min"):
-                body.append(f"{n.name}_acc = tl.{'maximum' if n.op == 'max' else 'minimum'}({n.name}_acc, {v}, "
-                            "propagate_nan=tl.PropagateNan.ALL)")
-            else:
-                cmp = ">" if n.op == "argmax" else "<"
-                body.append(f"{n.name}_val = {v}")
-                body.append(f"{n.name}_take = {n.name}_val {cmp} {n.name}_acc  # strict: the first index wins")
-                body.append(f"{n.name}_acc = tl.where({n.name}_take, {n.name}_val, {n.name}_acc)")
-                body.append(f"{n.name}_idx = tl.where({n.name}_take, cols[None, :] + tl.zeros([ROWS, BLOCK], "
-                            f"dtype=tl.int64), {n.name}_idx)")
-        loop += ["    " + b for b in body]
-        for n in todo:
-            if n.op == "sum":
-                loop.append(f"{n.name} = tl.sum({n.name}_acc, axis=1)[:, None]")
-            elif n.op in ("max", "min"):
-                loop.append(f"{n.name} = tl.{n.op}({n.name}_acc, axis=1)[:, None]")
-            else:
-                best = "tl.max" if n.op == "argmax" else "tl.min"
-                loop.append(f"{n.name}_best = {best}({n.name}_acc, axis=1)[:, None]")
-                loop.append(f"{n.name} = tl.min(tl.where({n.name}_acc == {n.name}_best, {n.name}_idx, n_cols), "
-                            f"axis=1)[:, None]")
-            env[n.name] = n.name
-            done.add(n.name)
-        emit_rows(p, loop)
+    pair = _online_pair(reductions, level, by_name, is_col)
+
+    def passes(online: bool) -> list[str]:
+        """Pass p accumulates the reductions of level p. ``online``: softmax's sum of exp(v - max v) is
+        kept beside the running max and rescaled when the max grows, so it needs no pass of its own."""
+        out: list[str] = []
+        emit_rows(0, out)
+        for p in range(1, depth + 1):
+            todo = [n for n in reductions if level[n.name] == p and not (online and n is pair[1])]
+            if not todo:
+                emit_rows(p, out)
+                continue
+            for n in todo:
+                if n.op in ("sum",):
+                    out.append(f"{n.name}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
+                else:
+                    out.append(f"{n.name}_acc = tl.full([ROWS, BLOCK], {identity[n.op]}, dtype=tl.float32)")
+                    if n.op in ("argmax", "argmin"):
+                        out.append(f"{n.name}_idx = tl.zeros([ROWS, BLOCK], dtype=tl.int64)")
+            if online and p == 1:
+                out.append(f"{pair[1].name}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
+            out.append("for start in range(0, n_cols, BLOCK):")
+            body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
+                    "mask = row_mask[:, None] & col_mask[None, :]"]
+            scope = dict(env)
+            emit_cols([n.args[0] for n in todo], body, scope)
+            if online and p == 1:
+                m, sm = pair[0].name, pair[1].name
+                v = f"tl.where(mask, {reduce_operand(pair[0], scope)}, float(\"-inf\"))"
+                body += [f"{m}_new = tl.maximum({m}_acc, {v}, propagate_nan=tl.PropagateNan.ALL)",
+                         f"{sm}_acc = {sm}_acc * tl.where({m}_new == float(\"-inf\"), 0.0, tl.exp({m}_acc - {m}_new)) "
+                         f"+ tl.where({m}_new == float(\"-inf\"), 0.0, tl.exp({v} - {m}_new))"]
+            for n in todo:
+                v = f"tl.where(mask, {reduce_operand(n, scope)}, {identity[n.op]})"
+                if n.op == "sum":
+                    body.append(f"{n.name}_acc += {v}")
+                elif n.op in ("max", "min"):
+                    body.append(f"{n.name}_acc = tl.{'maximum' if n.op == 'max' else 'minimum'}({n.name}_acc, {v}, "
+                                "propagate_nan=tl.PropagateNan.ALL)")
+                else:
+                    cmp = ">" if n.op == "argmax" else "<"
+                    body.append(f"{n.name}_val = {v}")
+                    body.append(f"{n.name}_take = {n.name}_val {cmp} {n.name}_acc  # strict: the first index wins")
+                    body.append(f"{n.name}_acc = tl.where({n.name}_take, {n.name}_val, {n.name}_acc)")
+                    body.append(f"{n.name}_idx = tl.where({n.name}_take, cols[None, :] + tl.zeros([ROWS, BLOCK], "
+                                f"dtype=tl.int64), {n.name}_idx)")
+            out += ["    " + b for b in body]
+            for n in todo:
+                if n.op == "sum":
+                    out.append(f"{n.name} = tl.sum({n.name}_acc, axis=1)[:, None]")
+                elif n.op in ("max", "min"):
+                    out.append(f"{n.name} = tl.{n.op}({n.name}_acc, axis=1)[:, None]")
+                else:
+                    best = "tl.max" if n.op == "argmax" else "tl.min"
+                    out.append(f"{n.name}_best = {best}({n.name}_acc, axis=1)[:, None]")
+                    out.append(f"{n.name} = tl.min(tl.where({n.name}_acc == {n.name}_best, {n.name}_idx, n_cols), "
+                               f"axis=1)[:, None]")
+                env[n.name] = n.name
+                done.add(n.name)
+            if online and p == 1:
+                m, sm = pair[0].name, pair[1].name
+                out.append(f"{sm} = tl.sum(tl.where({m}_acc == float(\"-inf\"), 0.0, "
+                           f"{sm}_acc * tl.exp({m}_acc - {m})), axis=1)[:, None]")
+                env[sm] = sm
+                done.add(sm)
+            emit_rows(p, out)
+        return out
+
+    if pair:
+        saved_env, saved_done = dict(env), set(done)
+        online_lines = passes(True)
+        env.clear(), env.update(saved_env), done.clear(), done.update(saved_done)
+        loop += ["if ONLINE:"] + ["    " + x for x in online_lines] + ["else:"]
+        loop += ["    " + x for x in passes(False)]
+    else:
+        loop += passes(False)
     if col_outputs:
         loop.append("for start in range(0, n_cols, BLOCK):")
         body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
@@ -552,6 +586,8 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
     one_block = ["cols = tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
                  "mask = row_mask[:, None] & col_mask[None, :]"] + one
     ind = lambda lines, k: "\n".join(" " * k + ln for ln in lines)  # noqa: E731
+    online_param = ", ONLINE: tl.constexpr" if pair else ""
+    online_arg = ' ONLINE=config.get("online", True),' if pair else ""
     doc = (f"Rows of n_cols elements{' with stride inner' if has_inner else ''}: "
            f"{len(reductions)} reduction(s) in {depth} dependent level(s); ROWS rows per step.")
     kernel = f'''
@@ -560,7 +596,7 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
 def _rows_kernel{suffix}({ptrs},
                  {strides},
                  n_rows, n_cols{', inner' if has_inner else ''},
-                 BLOCK: tl.constexpr, ROWS: tl.constexpr, ONE_PASS: tl.constexpr):
+                 BLOCK: tl.constexpr, ROWS: tl.constexpr, ONE_PASS: tl.constexpr{online_param}):
     """{doc}"""
     n_blocks = tl.cdiv(n_rows, ROWS)
     for block in range(tl.program_id(0), n_blocks, tl.num_programs(0)):
@@ -601,7 +637,7 @@ def _rows_kernel{suffix}({ptrs},
     call = (f"_rows_kernel{suffix}[(grid,)]({', '.join(s.name for s in program.inputs + program.outputs)},\n"
             f"        {', '.join(stride_vals)},\n"
             f"        n_outer * inner, n_cols{', inner' if has_inner else ''}, BLOCK=block, ROWS=rows, "
-            f"ONE_PASS=one_pass,\n        num_warps=config[\"warps\"], num_stages=config[\"stages\"])")
+            f"ONE_PASS=one_pass,{online_arg}\n        num_warps=config[\"warps\"], num_stages=config[\"stages\"])")
     launcher = f'''
 
 def fused{suffix}(*, {", ".join(_launcher_params(program) + program.scalar_params)}):
@@ -615,6 +651,25 @@ def fused{suffix}(*, {", ".join(_launcher_params(program) + program.scalar_param
     return {outs}
 '''
     return kernel, launcher
+
+
+def _online_pair(reductions, level, by_name, is_col):
+    """(max node, sum node) when the only level-2 reduction sums exp(v - max(v)) over the max's own
+    operand v (softmax, log-softmax, cross-entropy): the two can share one pass over the row."""
+    second = [n for n in reductions if level[n.name] == 2]
+    if len(second) != 1 or second[0].op != "sum" or not isinstance(second[0].args[0], str):
+        return None
+    total = second[0]
+    e = by_name[total.args[0]]
+    if e.op != "exp" or not isinstance(e.args[0], str):
+        return None
+    diff = by_name[e.args[0]]
+    if diff.op != "sub" or "alpha" in diff.attrs or not all(isinstance(a, str) for a in diff.args):
+        return None
+    peak = by_name[diff.args[1]]
+    if peak.op != "max" or level[peak.name] != 1 or peak.args[0] != diff.args[0] or not is_col[diff.args[0]]:
+        return None
+    return peak, total
 
 
 def _staged_launcher(program: Program) -> str:

@@ -7,6 +7,8 @@ A configuration is a plain dict, written into the candidate's ``CONFIGS`` table:
 * ``rows`` — rows per program step (narrow rows: several per program)
 * ``warps``, ``stages`` — Triton's ``num_warps`` / ``num_stages``
 * ``programs_per_sm`` — 0: one program per block; k: a persistent grid of k programs per SM
+* ``online`` (optional, default True) — looped softmax-shaped rows: running max and rescaled sum of exp
+  in one pass instead of two (the kernel ignores it when the graph has no such pair)
 
 The first entry of each list is the prior (what a kernel engineer would write, as in ``examples/``);
 the rest are its neighbours, ordered so a small budget still tries the changes that matter most.
@@ -83,6 +85,11 @@ def ranked(kind: str, n_rows: int, n_cols: int) -> list[dict]:
             if not cfg["one_pass"]:
                 add({**cfg, "stages": 3})
                 add({**cfg, "stages": 1})
+        # softmax-shaped rows fold the sum of exp into the max's pass (online); the three-pass form is kept
+        # as a variant: its speed against the online one is unmeasured
+        looped = [cfg for cfg in out if not cfg["one_pass"]]
+        if looped:
+            add({**looped[0], "online": False})
     if not out:
         add(config(one_pass=True, rows=1, warps=4))
     return out
