@@ -40,6 +40,8 @@ def _verified(tmp_path, name: str, cfg: dict, *, mutate=None):
     ("batchnorm_eval", ONE_PASS),     # (C,) statistics broadcast along dim 1
     ("triplet_margin", LOOPED),       # per-row distances, then the mean over rows: two kernels
     ("cross_entropy_mean", ONE_PASS),  # gather as a one-hot row sum, then the mean over rows
+    ("nan_reductions", LOOPED),       # NaN kept by max, first NaN found by argmin, chunk by chunk
+    ("nan_reductions", ONE_PASS),     # the same on whole rows
 ])
 def test_memory_bound_candidate_is_verified(tmp_path, name, cfg):
     result = _verified(tmp_path, name, cfg)

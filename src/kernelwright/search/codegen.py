@@ -41,9 +41,12 @@ _TANH = '''
 
 @triton.jit
 def _tanh(x):
-    # tl has no tanh; this form is exact at 0 and saturates without overflow
-    t = tl.exp(-2.0 * tl.abs(x))
-    y = (1.0 - t) / (1.0 + t)
+    # tl has no tanh. tanh|x| = -m / (2 + m) with m = expm1(-2|x|): exact at 0, saturates without
+    # overflow, and m comes from Kahan's expm1, as (1 - e) / (1 + e) loses the digits of small |x|
+    a = -2.0 * tl.abs(x)
+    e = tl.exp(a)
+    m = tl.where(e == 1.0, a, tl.where(a < -30.0, -1.0, (e - 1.0) * a / tl.log(e)))
+    y = -m / (2.0 + m)
     return tl.where(x < 0, -y, y)
 '''
 
@@ -446,9 +449,19 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
             one.append(f"{n.name} = {load(n)}")
         elif n.op in REDUCTIONS:
             v = f"tl.where(mask, {reduce_operand(n, env)}, {identity[n.op]})"
-            fn = {"sum": "tl.sum", "max": "tl.max", "min": "tl.min", "argmax": "tl.argmax", "argmin": "tl.argmin"}[n.op]
-            cast = ".to(tl.int64)" if n.op in ("argmax", "argmin") else ""
-            one.append(f"{n.name} = {fn}({v}, axis=1)[:, None]{cast}")
+            if n.op == "sum":
+                one.append(f"{n.name} = tl.sum({v}, axis=1)[:, None]")
+            else:
+                # torch's max/min keep a NaN and its argmax/argmin point at the first one; tl's drop it
+                one.append(f"{n.name}_in = {v}")
+                one.append(f"{n.name}_nan = tl.min(tl.where({n.name}_in != {n.name}_in, cols[None, :], n_cols), "
+                           "axis=1)[:, None]")
+                if n.op in ("max", "min"):
+                    one.append(f"{n.name} = tl.where({n.name}_nan < n_cols, float(\"nan\"), "
+                               f"tl.{n.op}({n.name}_in, axis=1)[:, None])")
+                else:
+                    one.append(f"{n.name} = tl.where({n.name}_nan < n_cols, {n.name}_nan, "
+                               f"tl.{n.op}({n.name}_in, axis=1)[:, None]).to(tl.int64)")
         else:
             one.append(f"{n.name} = {em.pointwise(n, env)}")
         env[n.name] = n.name
@@ -529,7 +542,8 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
                 else:
                     cmp = ">" if n.op == "argmax" else "<"
                     body.append(f"{n.name}_val = {v}")
-                    body.append(f"{n.name}_take = {n.name}_val {cmp} {n.name}_acc  # strict: the first index wins")
+                    body.append(f"{n.name}_take = ({n.name}_val {cmp} {n.name}_acc) | (({n.name}_val != {n.name}_val) "
+                                f"& ({n.name}_acc == {n.name}_acc))  # strict: the first index (first NaN) wins")
                     body.append(f"{n.name}_acc = tl.where({n.name}_take, {n.name}_val, {n.name}_acc)")
                     body.append(f"{n.name}_idx = tl.where({n.name}_take, cols[None, :] + tl.zeros([ROWS, BLOCK], "
                                 f"dtype=tl.int64), {n.name}_idx)")
@@ -538,12 +552,16 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
                 if n.op == "sum":
                     out.append(f"{n.name} = tl.sum({n.name}_acc, axis=1)[:, None]")
                 elif n.op in ("max", "min"):
-                    out.append(f"{n.name} = tl.{n.op}({n.name}_acc, axis=1)[:, None]")
+                    out.append(f"{n.name} = tl.where(tl.max(({n.name}_acc != {n.name}_acc).to(tl.int32), axis=1)"
+                               f"[:, None] > 0, float(\"nan\"), tl.{n.op}({n.name}_acc, axis=1)[:, None])")
                 else:
                     best = "tl.max" if n.op == "argmax" else "tl.min"
+                    # a lane that met a NaN keeps its first one; the first over lanes is torch's answer
+                    out.append(f"{n.name}_nan = tl.min(tl.where({n.name}_acc != {n.name}_acc, {n.name}_idx, n_cols), "
+                               "axis=1)[:, None]")
                     out.append(f"{n.name}_best = {best}({n.name}_acc, axis=1)[:, None]")
-                    out.append(f"{n.name} = tl.min(tl.where({n.name}_acc == {n.name}_best, {n.name}_idx, n_cols), "
-                               f"axis=1)[:, None]")
+                    out.append(f"{n.name} = tl.where({n.name}_nan < n_cols, {n.name}_nan, tl.min(tl.where("
+                               f"{n.name}_acc == {n.name}_best, {n.name}_idx, n_cols), axis=1)[:, None])")
                 env[n.name] = n.name
                 done.add(n.name)
             if online and p == 1:
