@@ -531,7 +531,8 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
                       ops=sorted(set(ops_seen)), output_is_tuple=output_is_tuple)
     if len(reductions_dims) > 1:
         program.stages = split_stages(program)
-        group = program.stages[0].reduce_dims
+        # the first stage's block, in this program's numbering: the first reduction starts stage 0
+        group = next(tuple(n.attrs["dim"]) for n in nodes if n.op in REDUCTIONS)
     else:
         group = next(iter(reductions_dims), ())
     program.reduce_dims = tuple(group)
@@ -699,5 +700,8 @@ def describe(program: Program) -> dict[str, Any]:
                        for s in program.inputs],
             "outputs": [{"name": s.name, "node": s.node, "dims": list(s.dim_map), "dtype": s.dtype}
                         for s in program.outputs],
-            "nodes": len(program.nodes), "reductions": sum(n.op in REDUCTIONS for n in program.nodes)}
+            "nodes": len(program.nodes), "reductions": sum(n.op in REDUCTIONS for n in program.nodes),
+            "reduce_dims": list(program.reduce_dims),
+            "stages": [{"reduce_dims": list(st.reduce_dims), "rank": st.rank, "nodes": len(st.nodes)}
+                       for st in program.stages]}
 
