@@ -211,7 +211,8 @@ def run_one(path: Path, out: Path, timeout: float, memory_gb: float) -> dict:
         row["covered"] = captured
         row["reason"] = f"{'the verifier' if captured else 'capture'} crashed: {type(exc).__name__}: {exc}"
     row["seconds"] = round(time.monotonic() - started, 1)
-    row["reason"] = " ".join(row["reason"].split())
+    # run directories live in a scratch folder removed at the end: name them relative to it
+    row["reason"] = " ".join(row["reason"].split()).replace(str(out), "<runs>")
     return row
 
 
