@@ -92,7 +92,7 @@ def test_online_softmax_saves_a_pass_and_both_forms_verify(tmp_path):
     """Looped softmax: the online form reads each row twice (max and sum together, then the write), the
     three-pass form three times; the kernel carries both behind ONLINE, and the three-pass one still
     verifies (the online one is verified by test_codegen's softmax-looped case, the default)."""
-    program = capture(load_task("log_softmax"))
+    program = capture(load_task(TASKS / "log_softmax_rows.py"))
     source = generate(program, [((1, 1), {**LOOPED, "online": False})])
     looped = source.split("if ONE_PASS:")[1].split("# launch")[0]
     online, rest = looped.split("if ONLINE:")[1].split("else:", 1)
@@ -101,6 +101,6 @@ def test_online_softmax_saves_a_pass_and_both_forms_verify(tmp_path):
     assert 'ONLINE=config.get("online", True)' in source
     path = tmp_path / "kernel.py"
     path.write_text(source)
-    result = verify(load_task("log_softmax").path, path, device="cpu", shapes=2, seed=5)
+    result = verify(TASKS / "log_softmax_rows.py", path, device="cpu", shapes=2, seed=5)
     assert result.accepted, result.failures[:2]
     assert "ONLINE" not in generate(capture(load_task("rmsnorm")), [((1, 1), LOOPED)])  # no softmax pair
