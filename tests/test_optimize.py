@@ -266,3 +266,13 @@ def test_cli_rejects_a_negative_time_budget(tmp_path):
     assert result.exit_code == 2
     assert "--max-minutes" in " ".join(result.output.split())
     assert not (tmp_path / "r").exists()
+
+
+def test_a_shape_bucket_is_keyed_like_the_launcher_over_a_block_of_reduced_dims():
+    from kernelwright.optimize import _bucket_key
+    from kernelwright.search.capture import capture
+    from kernelwright.tasks.task import load_task
+
+    task = load_task(Path(__file__).parent / "search" / "tasks" / "layernorm_3d.py")
+    program = capture(task)
+    assert _bucket_key(task, program, {"batch": 9, "channels": 11, "height": 13, "width": 10}) == (9, 11 * 13 * 10)

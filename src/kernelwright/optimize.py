@@ -154,8 +154,9 @@ def _bucket_key(task: Task, program: Program, knobs: dict[str, int]) -> tuple[in
         for j, k in enumerate(spec.dim_map):
             if k is not None:
                 sizes[k] = t.shape[j]
-    d = program.reduce_dim if program.reduce_dim is not None else program.rank - 1
-    cols = sizes.get(d, 1)
+    # the launcher's n_cols: the product of the reduced block of dims (the last dim for pointwise ops)
+    reduced = program.reduce_dims or ((program.reduce_dim,) if program.reduce_dim is not None else (program.rank - 1,))
+    cols = math.prod(sizes.get(k, 1) for k in reduced)
     total = math.prod(sizes.get(k, 1) for k in range(program.rank))
     return total // max(cols, 1), cols
 
