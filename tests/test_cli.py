@@ -31,6 +31,13 @@ def test_verify_rejects_with_exit_1_and_names_the_check():
     assert "output_dtype" in result.output and "REJECTED" in result.output and "reproducer" in result.output
 
 
+def test_verify_says_how_many_cases_fell_outside_the_task_domain():
+    result = runner.invoke(app, ["verify", str(FIXTURES / "silu_two_rows_or_more.py"), str(EXAMPLES / "silu.py"),
+                                 "--device", "cpu"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "skipped, outside the task's own domain" in result.output and "more than one row" in result.output
+
+
 def test_usage_errors_exit_2_with_one_sentence():
     cases = [
         ["verify", "no_such_task", str(EXAMPLES / "rmsnorm.py"), "--device", "cpu"],

@@ -95,8 +95,12 @@ def _render_verify(result) -> None:
         console.print(result.log_tail[-1500:], markup=False, highlight=False)
     if not result.environment.get("network_isolated", True):
         console.print(f"[yellow]note:[/] {result.environment.get('isolation_note')}", highlight=False)
+    skipped = [c for c in result.cases if c.get("skipped")]
+    if skipped:
+        console.print(f"[yellow]note:[/] {len(skipped)} case(s) skipped, outside the task's own domain: "
+                      f"{skipped[0]['skipped']} (knobs {skipped[0]['knobs']})", highlight=False)
     verdict = "[bold green]ACCEPTED[/]" if result.accepted else "[bold red]REJECTED[/]"
-    console.print(f"{verdict} after {len(result.cases)} cases in {result.seconds:.1f} s")
+    console.print(f"{verdict} after {len(result.cases) - len(skipped)} cases in {result.seconds:.1f} s")
 
 
 @app.command()

@@ -57,36 +57,9 @@ def test_missing_candidate_file_is_a_usage_error(tmp_path):
         verify("rmsnorm", tmp_path / "nope.py", device="cpu")
 
 
-_PARTIAL_DOMAIN_TASK = '''
-import torch
-import torch.nn as nn
-import torch.nn.functional as F
 
-tokens = 64
-hidden = 96
-DTYPES = [torch.float32]
-
-
-class Model(nn.Module):
-    def forward(self, x):
-        if x.shape[0] {cond}:
-            raise ValueError("this op needs more than one row")
-        return F.silu(x)
-
-
-def get_inputs():
-    return [torch.randn(tokens, hidden)]
-
-
-def get_init_inputs():
-    return []
-'''
-
-
-def test_shapes_where_the_task_model_itself_raises_are_skipped_not_failed(tmp_path):
-    task = tmp_path / "silu_rows.py"
-    task.write_text(_PARTIAL_DOMAIN_TASK.replace("{cond}", "== 1"))
-    result = verify(task, EXAMPLES / "silu.py", device="cpu", seed=3)
+def test_shapes_where_the_task_model_itself_raises_are_skipped_not_failed():
+    result = verify(FIXTURES / "silu_two_rows_or_more.py", EXAMPLES / "silu.py", device="cpu", seed=3)
     skipped = [c for c in result.cases if c.get("skipped")]
     assert result.accepted, result.failures[:2]
     assert skipped and all(c["knobs"]["tokens"] == 1 for c in skipped)  # the tiny and one-row shapes
@@ -95,6 +68,6 @@ def test_shapes_where_the_task_model_itself_raises_are_skipped_not_failed(tmp_pa
 
 def test_a_task_whose_model_raises_at_every_shape_is_a_usage_error(tmp_path):
     task = tmp_path / "silu_never.py"
-    task.write_text(_PARTIAL_DOMAIN_TASK.replace("{cond}", ">= 0"))
+    task.write_text((FIXTURES / "silu_two_rows_or_more.py").read_text().replace("x.shape[0] == 1", "True"))
     with pytest.raises(UsageError, match="its own Model raises at every drawn shape"):
         verify(task, EXAMPLES / "silu.py", device="cpu", seed=3)
