@@ -376,23 +376,7 @@ def _cuda_limits(dtypes, verification, archs) -> list[str]:
 
 def _write_source(out: Path, files: dict[str, str], plots: list[Path], *, name, spec, replaced: Replaced,
                   verification, op: str) -> PackageResult:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for rel, text in files.items():
-            path = tmp / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
-        for plot in plots:
-            (tmp / "media").mkdir(exist_ok=True)
-            shutil.copy2(plot, tmp / "media" / plot.name)
-        cuda_repo.validate_source_repository(tmp)
-        if out.exists():
-            out.rmdir()  # checked empty above
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    _write_atomically(out, files, plots, cuda_repo.validate_source_repository)
     notes = [f"a CUDA C++ source repository for kernel-builder: nothing was compiled, so there is no build/ "
              f"directory yet; build it with `kernel-builder build-and-copy -L` in {out} (see CARD.md, How to build).",
              f"op `{op}` is registered under the namespace kernel-builder names at build time; layer and function "
@@ -413,6 +397,25 @@ def _build_toml(name: str, version: int, archs: list[str]) -> str:
 
 def _write(out: Path, files: dict[str, str], plots: list[Path], rust, *, name, spec, replaced: Replaced,
            verification) -> PackageResult:
+    def digest_and_validate(repo: Path) -> None:
+        variant = repo / "build" / "torch-cuda"
+        digest = rust.Digest.hash_variant(rust.DigestAlgorithm.SHA256, variant)
+        meta_path = variant / "metadata.json"
+        meta = json.loads(meta_path.read_text())
+        meta["digest"] = {"algorithm": "sha256", "files": dict(sorted(digest.files.items()))}
+        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
+        validate_repository(repo)
+
+    _write_atomically(out, files, plots, digest_and_validate)
+    meta = json.loads((out / "build" / "torch-cuda" / "metadata.json").read_text())
+    return PackageResult(path=out, name=name, module=name.replace("-", "_"), kernel_id=meta["id"],
+                         function=spec.op_name, layer=replaced.class_name, layer_key=replaced.layer_key,
+                         verification=verification, files=sorted(files))
+
+
+def _write_atomically(out: Path, files: dict[str, str], plots: list[Path], finish) -> None:
+    """Write the repository into a temporary sibling of ``out``, let ``finish`` complete and validate it
+    there, then move it into place: a refusal or a crash leaves ``out`` as it was."""
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -423,23 +426,13 @@ def _write(out: Path, files: dict[str, str], plots: list[Path], rust, *, name, s
         for plot in plots:
             (tmp / "media").mkdir(exist_ok=True)
             shutil.copy2(plot, tmp / "media" / plot.name)
-        variant = tmp / "build" / "torch-cuda"
-        digest = rust.Digest.hash_variant(rust.DigestAlgorithm.SHA256, variant)
-        meta_path = variant / "metadata.json"
-        meta = json.loads(meta_path.read_text())
-        meta["digest"] = {"algorithm": "sha256", "files": dict(sorted(digest.files.items()))}
-        meta_path.write_text(json.dumps(meta, indent=2) + "\n")
-        validate_repository(tmp)
+        finish(tmp)
         if out.exists():
             out.rmdir()  # checked empty above
         tmp.rename(out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    meta = json.loads((out / "build" / "torch-cuda" / "metadata.json").read_text())
-    return PackageResult(path=out, name=name, module=name.replace("-", "_"), kernel_id=meta["id"],
-                         function=spec.op_name, layer=replaced.class_name, layer_key=replaced.layer_key,
-                         verification=verification, files=sorted(files))
 
 
 def validate_repository(repo: Path) -> dict[str, Any]:
