@@ -1,6 +1,6 @@
 """What is known about a candidate: the verification just run, plus whatever results a run directory holds.
 
-An optimize run directory (``RUN_DIR/best.py``, ``tuning_plan.json``, ``run.sqlite``, JSON results, sweep
+An optimize run directory (``RUN_DIR/best.py``, ``run.sqlite``, JSON results, sweep
 PNGs) is read for what exists; missing pieces are reported as missing, never invented. From the store only
 the evaluations of best.py's own source are taken (its verifications and its final benchmark against every
 baseline), never a tuning round's, which timed other configurations against eager alone.
@@ -74,7 +74,7 @@ def _from_store(path: Path, ev: Evidence) -> None:
             rows = connection.execute(
                 "SELECT e.kind, e.status, e.settings, e.result FROM evaluations e JOIN candidates c "
                 "ON c.id = e.candidate_id WHERE c.source_sha = ? ORDER BY e.id", (digest,)).fetchall()
-            plan = connection.execute("SELECT task FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+            last_run = connection.execute("SELECT task FROM runs ORDER BY id DESC LIMIT 1").fetchone()
         finally:
             connection.close()
     except sqlite3.Error as exc:
@@ -90,8 +90,8 @@ def _from_store(path: Path, ev: Evidence) -> None:
             ev.benches.append(data)
             found += 1
         ev.task_hint = ev.task_hint or _task_ref(data)
-    if plan and not ev.task_hint:
-        ev.task_hint = plan[0]
+    if last_run and not ev.task_hint:
+        ev.task_hint = last_run[0]
     ev.notes.append(f"run.sqlite: {found} result(s) of best.py's own source taken (lineage kept in the run "
                     "directory; not copied)")
 
