@@ -24,6 +24,7 @@ print(f"date {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='s
 print(f"device {p.name} sm_{p.major}{p.minor} {p.multi_processor_count} SMs, torch {torch.__version__}, "
       f"cuda {torch.version.cuda}, triton {triton.__version__}")
 PY
+nvidia-smi --query-gpu=driver_version --format=csv,noheader 2>/dev/null | sed 's/^/driver /' | tee -a "$out/environment.txt"
 stages=("$@")
 [ ${#stages[@]} -eq 0 ] || [ "${stages[0]}" = all ] && stages=(verify timing suite optimize e2e agents harness)
 status=0
