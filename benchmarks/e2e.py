@@ -70,7 +70,8 @@ def main() -> int:
     print(f"kernels.get_local_kernel chose {load['variant']} -> module {load['module']}", flush=True)
 
     e2e = run_e2e(args.model, args.size, kernel=repo, device="cuda", out=args.out / "e2e",
-                  compile=not args.no_compile, layers=args.layers)
+                  compile=not args.no_compile, layers=args.layers,
+                  progress=lambda line: print(line, flush=True))
     print(markdown(e2e, load, tests.returncode == 0))
     return 0 if tests.returncode == 0 and e2e.logits_check and e2e.logits_check["passed"] else 1
 

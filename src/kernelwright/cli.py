@@ -301,7 +301,8 @@ def e2e(
 
     try:
         result = run_e2e(model, size, kernel=kernel, device=device, dtype=dtype, out=out, compile=compile,
-                         layers=layers, reps=reps, prompt=(1, tokens) if tokens else None)
+                         layers=layers, reps=reps, prompt=(1, tokens) if tokens else None,
+                         progress=lambda line: console.print(line, style="dim", highlight=False))
     except KernelwrightError as exc:
         _fail_usage(exc)
     table = Table(title=f"e2e {model} {size} {result.dtype} on {result.environment.get('device_name')}")

@@ -195,8 +195,14 @@ def _share(fn, modules, device: str) -> float:
 
 def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = None, device: str = "auto",
             dtype: str | None = None, out: Path | None = None, compile: bool = True, layers: int | None = None,
-            prompt: tuple[int, int] | None = None, reps: int | None = None) -> E2EResult:
+            prompt: tuple[int, int] | None = None, reps: int | None = None, progress=None) -> E2EResult:
     import torch
+
+    started = time.perf_counter()
+
+    def step(message: str) -> None:  # a long model run shows where it is, and a timeout shows where it stopped
+        if progress:
+            progress(f"[e2e {time.perf_counter() - started:6.1f} s] {message}")
 
     from kernelwright.package.kernelize import kernelize_model, read_package, unkernelize
 
@@ -214,6 +220,7 @@ def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = 
     if info and dtype not in info["dtypes"]:
         raise UsageError(f"The kernel in {kernel} was verified for {', '.join(info['dtypes'])}, not {dtype}.")
     torch_dtype = getattr(torch, dtype)
+    step(f"building {model} {size} ({layers or 'all'} layers, {dtype}) on {device}")
     net, config = build_model(model, size, device=device, dtype=torch_dtype, layers=layers)
     batch, length = prompt or PROMPT[size]
     result = E2EResult(model=model, size=size, device=device, dtype=dtype,
@@ -228,11 +235,14 @@ def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = 
     replaced = [m for m in net.modules() if info and type(m).__name__ in _sibling_names(net, info)]
 
     def measure(variant: str, target, profile_modules=None) -> None:
+        step(f"measuring {variant}")
         prefill, decode = _workloads(target, prompt_ids)
         for phase, fn in (("prefill", prefill), ("decode", decode)):
+            step(f"{variant}: timing {phase}")
             row = {"variant": variant, "phase": phase, **timer(fn, n, warmup=3 if n > 3 else 1)}
             result.rows.append(row)
             if profile_modules:
+                step(f"{variant}: profiling {phase}")
                 result.shares.setdefault(variant, {})[phase] = _share(fn, profile_modules, device)
         _write(result, out)  # partial results survive a timeout
 
@@ -243,6 +253,7 @@ def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = 
         measure("torch.compile", torch.compile(net, dynamic=False))
         torch._dynamo.reset()
     if kernel:
+        step("kernelizing")
         report = kernelize_model(net, kernel, device=device, compile_mode=False)
         result.kernelize = report.__dict__
         if report.swapped == 0:
@@ -266,6 +277,7 @@ def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = 
             torch._dynamo.reset()
         unkernelize(net)
         result.amdahl = _amdahl(result)
+        step("done")
     else:
         result.notes.append("No --kernel given: eager and torch.compile only; the eager share of RMSNorm bounds any "
                             "gain a kernel for it could give.")
