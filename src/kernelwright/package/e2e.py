@@ -258,7 +258,8 @@ def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = 
     prompt_ids = torch.randint(0, config["vocab_size"], (batch, length), generator=gen).to(device)
     timer = _timer(device)
     n = reps or (20 if device.startswith("cuda") else 3)
-    replaced = [m for m in net.modules() if info and type(m).__name__ in _sibling_names(net, info)]
+    names = _sibling_names(net, info) if info else set()
+    replaced = [m for m in net.modules() if type(m).__name__ in names]
 
     def measure(variant: str, target, profile_modules=None) -> None:
         step(f"measuring {variant}")

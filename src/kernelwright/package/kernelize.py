@@ -9,6 +9,7 @@ same code as the class the kernel was verified against; any other class under th
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import logging
@@ -47,6 +48,7 @@ def variant_path(repo: Path, device: str) -> Path:
     return Path(repo) if torch.version.cuda or device.startswith("cuda") else Path(repo) / "build" / "torch-cuda"
 
 
+@functools.lru_cache(maxsize=None)  # asked for every module of a model: hundreds in an 8B-shaped one
 def _forward_code(cls: type) -> str | None:
     try:
         return textwrap.dedent(inspect.getsource(cls.forward))

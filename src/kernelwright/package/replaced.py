@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import importlib
 import inspect
 import textwrap
@@ -84,6 +85,7 @@ def describe_replaced(qualname: str, init_inputs: list[Any]) -> Replaced:
                     values=values, reference_source=source, reference_note=note)
 
 
+@functools.lru_cache(maxsize=None)  # called for every module of a model; parsing a class's source is slow
 def declared_layer_name(cls: type) -> str | None:
     """The name in ``@use_kernel_forward_from_hub("...")`` above the class in its source. transformers only
     applies the decorator with a ``kernels`` version it supports, but the name it would use is the key
