@@ -50,3 +50,43 @@ def test_variants_rank_the_prior_first_and_cover_wide_rows():
     tall = variants.ranked("rows", 32768, 4096)
     assert any(c["programs_per_sm"] for c in tall)                    # persistent grid tried
     assert len({str(c) for c in tall}) == len(tall)
+
+
+BATCHED_CHECK = """
+import importlib.util, sys, torch
+spec = importlib.util.spec_from_file_location("kernel", sys.argv[1])
+kernel = importlib.util.module_from_spec(spec); spec.loader.exec_module(kernel)
+model = kernel.ModelNew(*[{init}]).eval()
+torch.manual_seed(0)
+with torch.no_grad():
+    model.weight.normal_(1.0, 0.1)
+    for shape in [(3, 5, 64), (2, 3, 4, 64)]:
+        x = torch.randn(*shape)
+        want = (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6)) * model.weight
+        got = model(x)
+        assert got.shape == x.shape, (got.shape, x.shape)
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+    try:
+        model(torch.randn(64))
+    except ValueError as exc:
+        print("refused:", exc)
+"""
+
+
+def test_generated_rows_kernel_takes_extra_leading_dims(tmp_path):
+    """A kernel captured on 2-D (tokens, hidden) runs on (batch, seq, hidden) and (batch, seq, heads, dim):
+    the leading dims fold into its independent rows (how transformers calls a norm), and a rank it cannot
+    take is refused with a sentence, never read out of shape."""
+    import os
+    import subprocess
+    import sys
+
+    task = load_task("rmsnorm")
+    path = tmp_path / "kernel.py"
+    path.write_text(generate(capture(task), [((1, 1), ONE_PASS)]))
+    init = "64, 1e-6"  # hidden, eps
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", BATCHED_CHECK.format(init=init), str(path)], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused: x has 1 dims; this kernel was generated for 2" in done.stdout, done.stdout

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from kernelwright.search.capture import REDUCTIONS, Const, Node, Program, Unsupported
+from kernelwright.search.capture import REDUCTIONS, Const, Node, Program, TensorSpec, Unsupported
 
 MAX_TILE = 32768  # elements of one row held in registers by a one-pass program
 
@@ -766,17 +766,80 @@ def _model_new(program: Program) -> str:
     init = re.sub(r"super\(\s*\w+\s*,\s*self\s*\)", "super()", init)
     init = "\n".join("    " + line if line.strip() else "" for line in init.splitlines())
     fwd_args = ", ".join(["self"] + program.forward_args)
-    call_args = []
+    batched = _batch_inputs(program)
+    body, call_args = [], []
     for s in program.inputs:
         value = s.ref if s.source == "input" else f"self.{s.ref}"
+        if s.source == "input" and s.ref in batched:
+            body.append(f"{s.ref} = _rows_of({s.ref!r}, {s.ref}, {len(s.dim_map)}, lead)")
+        elif s.source == "input":
+            body.append(f"_check_rank({s.ref!r}, {s.ref}, {len(s.dim_map)})")
         call_args.append(f"{s.name}={value}")
+    if batched:
+        first = batched[0]
+        body.insert(0, f"lead = {first}.shape[:{first}.dim() - {len(_spec(program, first).dim_map) - 1}]")
     outs = "fused(" + ", ".join(call_args) + ")"
-    ret = f"return {outs}" if program.output_is_tuple else f"return {outs}[0]"
-    return f'''
+    if batched:
+        body.append(f"outs = tuple(_unrows(o, lead) for o in {outs})")
+        outs = "outs"
+    body.append(f"return {outs}" if program.output_is_tuple else f"return {outs}[0]")
+    body_text = "\n".join("        " + line for line in body)
+    return f'''{_RANK_HELPERS if batched else _RANK_CHECK}
 
 class ModelNew(nn.Module):
 {init}
 
     def forward({fwd_args}):
-        {ret}
+{body_text}
+'''
+
+
+def _spec(program: Program, ref: str) -> TensorSpec:
+    return next(s for s in program.inputs if s.source == "input" and s.ref == ref)
+
+
+def _batch_inputs(program: Program) -> list[str]:
+    """The forward inputs that may carry extra leading dims, flattened into dim 0 at call time: those whose
+    dim 0 is iteration dim 0, when that dim is independent (no reduction over it, every output starts with
+    it, no other input carries it elsewhere). Empty when the program allows none; then every input must
+    come with the rank it was captured at."""
+    if program.stages or program.rank == 0 or 0 in program.reduce_dims:
+        return []
+    if any(not o.dim_map or o.dim_map[0] != 0 for o in program.outputs):
+        return []
+    carriers = []
+    for s in program.inputs:
+        if 0 in s.dim_map[1:]:
+            return []
+        if s.dim_map and s.dim_map[0] == 0:
+            if s.source != "input":
+                return []
+            carriers.append(s.ref)
+    return carriers
+
+
+_RANK_CHECK = '''
+
+def _check_rank(name, t, rank):
+    """The kernel was generated for inputs of one rank; another one is refused, never read out of shape."""
+    if t.dim() != rank:
+        raise ValueError(f"{name} has {t.dim()} dims; this kernel was generated for {rank}")
+'''
+
+_RANK_HELPERS = _RANK_CHECK + '''
+
+def _rows_of(name, t, rank, lead):
+    """Extra leading dims folded into dim 0, which the kernel treats as independent rows (a batch of
+    sequences through a kernel captured on 2-D tokens x hidden, say)."""
+    if t.dim() < rank:
+        raise ValueError(f"{name} has {t.dim()} dims; this kernel was generated for {rank} "
+                         "(extra leading dims are folded into its rows)")
+    if tuple(t.shape[:t.dim() - rank + 1]) != tuple(lead):
+        raise ValueError(f"{name} of shape {tuple(t.shape)} does not share the leading dims {tuple(lead)} of the "
+                         "first input")
+    return t.reshape(-1, *t.shape[t.dim() - rank + 1:])
+
+
+def _unrows(out, lead):
+    return out.reshape(*lead, *out.shape[1:])
 '''
