@@ -188,20 +188,21 @@ def _fakes(monkeypatch, clock: _Clock, calls: list):
 
 
 def test_time_budget_stops_tuning_and_still_verifies_best(tmp_path, monkeypatch):
-    from kernelwright.optimize import STOP_TIME, TUNE_BENCH, optimize
+    from kernelwright.optimize import FINAL_PER_ROUND, STOP_TIME, TUNE_BENCH, optimize
 
     clock, calls = _Clock(), []
     _fakes(monkeypatch, clock, calls)
     out = tmp_path / "run"
     result = optimize("rmsnorm", budget=10, out=out, minutes=2)
-    # two probes (20 s); rounds end at 34, 48, 62 s; a 4th would end at 62 + 14 + 10 + 2.5 × 14 = 121 > 120
-    assert result.tuning["stopped"] == STOP_TIME and result.tuning["rounds_run"] == 3
-    assert result.tuning["projected_s"] == pytest.approx(121.0)
-    assert result.seconds == pytest.approx(62 + VERIFY_S + FINAL_S) and result.seconds <= 120
-    assert result.tuning["projected_end_s"] == pytest.approx(62 + VERIFY_S + 2.5 * ROUND_S)
+    # two probes (20 s); rounds end at 34, 48, 62, 76 s; a 5th would end at 76 + 14 + 10 + 1.8 × 14 = 125.2 > 120
+    assert FINAL_PER_ROUND == 1.8
+    assert result.tuning["stopped"] == STOP_TIME and result.tuning["rounds_run"] == 4
+    assert result.tuning["projected_s"] == pytest.approx(125.2)
+    assert result.seconds == pytest.approx(76 + VERIFY_S + FINAL_S) and result.seconds <= 120
+    assert result.tuning["projected_end_s"] == pytest.approx(76 + VERIFY_S + FINAL_PER_ROUND * ROUND_S)
     assert result.accepted, result.message
     benches = [c for c in calls if c[0] == "bench"]
-    assert [c[1].split("-")[0] for c in benches] == ["round00", "round01", "round02", "best"]
+    assert [c[1].split("-")[0] for c in benches] == ["round00", "round01", "round02", "round03", "best"]
     assert all(c[3] == TUNE_BENCH for c in benches[:-1])           # cheap tuning rounds
     assert benches[-1][3] == {"warmup_ms": 25.0, "rep_ms": 100.0, "baseline_kinds": None}  # the full method
     # best.py is what the last verify saw, and each bucket kept its fastest round
@@ -210,28 +211,28 @@ def test_time_budget_stops_tuning_and_still_verifies_best(tmp_path, monkeypatch)
     assert [b["round"] for b in result.buckets] == [i % 3 for i in range(len(result.buckets))]
     plan = json.loads((out / "tuning_plan.json").read_text())
     assert plan["time_budget_s"] == 120 and plan["tuning"]["stopped"] == STOP_TIME
-    assert plan["tuning"]["rounds_run"] == 3
+    assert plan["tuning"]["rounds_run"] == 4
     with sqlite3.connect(out / "run.sqlite") as con:
         settings = [json.loads(s) for (s,) in con.execute("SELECT settings FROM evaluations WHERE kind = 'bench'")]
-    assert [s["what"] for s in settings] == ["tune"] * 3 + ["final"] and settings[0]["rep_ms"] == TUNE_BENCH["rep_ms"]
+    assert [s["what"] for s in settings] == ["tune"] * 4 + ["final"] and settings[0]["rep_ms"] == TUNE_BENCH["rep_ms"]
 
     # resumed with a budget too small for any fresh round: the stored rounds are replayed, nothing re-run
     clock2, calls2 = _Clock(), []
     _fakes(monkeypatch, clock2, calls2)
     again = optimize("rmsnorm", budget=10, out=out, minutes=0.25)
-    assert calls2 == [] and again.evaluations == {"run": 0, "reused": 2 + 3 + 2}
-    assert again.tuning["rounds_run"] == 3 and again.tuning["stopped"] == STOP_TIME
+    assert calls2 == [] and again.evaluations == {"run": 0, "reused": 2 + 4 + 2}
+    assert again.tuning["rounds_run"] == 4 and again.tuning["stopped"] == STOP_TIME
     assert (out / "best.py").read_text() == best and again.accepted
 
 
 def test_round_budget_and_no_time_limit(tmp_path, monkeypatch):
-    from kernelwright.optimize import STOP_ROUNDS, optimize
+    from kernelwright.optimize import FINAL_PER_ROUND, STOP_ROUNDS, optimize
 
     clock, calls = _Clock(), []
     _fakes(monkeypatch, clock, calls)
     result = optimize("rmsnorm", budget=2, out=tmp_path / "run", minutes=0)
     assert result.tuning == {"rounds_budget": 2, "rounds_run": 2, "time_budget_s": None, "stopped": STOP_ROUNDS,
-                             "tuning_s": 2 * ROUND_S, "projected_end_s": 20 + 2 * ROUND_S + VERIFY_S + 2.5 * ROUND_S}
+                             "tuning_s": 2 * ROUND_S, "projected_end_s": 20 + 2 * ROUND_S + VERIFY_S + FINAL_PER_ROUND * ROUND_S}
     # no limit: even a projection far past 3 minutes does not stop it
     clock.now, calls[:] = 1000.0, []
     slow = optimize("rmsnorm", budget=4, out=tmp_path / "slow", minutes=0)
