@@ -32,6 +32,10 @@ def _version(package: str) -> str:
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
+        if package == "kernelwright":  # run from a source tree (PYTHONPATH=src), as on the device machine
+            from kernelwright import __version__
+
+            return f"{__version__} (source tree)"
         return "not installed"
 
 

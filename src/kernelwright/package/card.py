@@ -26,10 +26,14 @@ def _verification_rows(verifications: list[dict[str, Any]]) -> list[str]:
         where = env.get("device_name", v.get("device"))
         if env.get("interpreter"):
             where = f"{where} (correctness only)"
-        rows.append(f"| {where} | {'sm_' + arch.replace('.', '') if arch else '–'} | "
-                    f"{', '.join(dtypes)} | {_ranges(cases)} | {len(cases)} | "
-                    f"{'accepted' if v.get('accepted') else 'REJECTED'} |")
-    return rows
+        rows.append((where, f"{'sm_' + arch.replace('.', '') if arch else '–'}", ", ".join(dtypes), _ranges(cases),
+                     len(cases), "accepted" if v.get("accepted") else "REJECTED"))
+    merged: dict[tuple, list[int]] = {}  # the same kernel verified again (the run's own check, then packaging's)
+    for *key, n, verdict in rows:
+        merged.setdefault((*key, verdict), []).append(n)
+    return [f"| {where} | {arch} | {dtypes} | {ranges} | "
+            f"{counts[0] if len(counts) == 1 else ' + '.join(map(str, counts)) + f' ({len(counts)} runs)'} | {verdict} |"
+            for (where, arch, dtypes, ranges, verdict), counts in merged.items()]
 
 
 def _bench_section(benches: list[dict[str, Any]], plots: list[str]) -> list[str]:

@@ -109,10 +109,11 @@ def fake_call(replaced: Replaced, spec: OpSpec, mapping: dict[str, str]) -> str 
 
 
 def layer_source(replaced: Replaced, spec: OpSpec, mapping: dict[str, str], *, can_compile: bool,
-                 call: str | None = None) -> str:
+                 call: str | None = None, built_in: dict[str, float] | None = None) -> str:
     """layers.py: one class named like the replaced class, ``forward`` only, reading the replaced
     module's own attributes, handing back to the original forward when the kernel does not apply.
-    ``call`` replaces the default ``ops.<op>(inputs..., attributes...)`` (a CUDA extension's own call)."""
+    ``call`` replaces the default ``ops.<op>(inputs..., attributes...)`` (a CUDA extension's own call);
+    ``built_in``: attributes of the replaced module whose value the kernel has in its source."""
     n = len(spec.inputs)
     params = replaced.forward_params
     if len(params) < n or any(p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY) for p in params[:n]):
@@ -135,6 +136,9 @@ def layer_source(replaced: Replaced, spec: OpSpec, mapping: dict[str, str], *, c
         test = f"{p.name} is not None" if p.default is None else f"{p.name} != {p.default!r}"
         checks.append((test, f"argument `{p.name}` is not {p.default!r}, which the kernel does not handle"))
         passes.append(f"{p.name}={p.name}" if p.kind is p.KEYWORD_ONLY else p.name)
+    for attr, value in (built_in or {}).items():
+        checks.append((f"self.{attr} != {value!r}",
+                       f"`{attr}` is {{self.{attr}}} and the kernel has {value!r} built in"))
     signature = str(inspect.Signature([inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)] +
                                       [p.replace(annotation=p.empty) for p in params]))
     inputs = [p.name for p in params[:n]]

@@ -151,3 +151,30 @@ def map_attributes(candidate: Candidate, replaced: Replaced, init_values: dict[s
         mapping[name] = same_kind[0]
         free.pop(same_kind[0])
     return mapping
+
+
+def built_in_values(candidate: Candidate, replaced: Replaced, init_values: dict[str, Any],
+                    mapping: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Float settings the kernel has built in instead of reading at run time (a generated kernel bakes the
+    task's ``eps`` into its source): ``(guards, unmatched)``. ``guards`` maps an attribute of the replaced
+    module to the value the kernel was verified with, so the layer can hand a module configured otherwise
+    back to its original forward; ``unmatched`` lists the candidate's values no attribute holds."""
+    taken = set(mapping.values())
+    free = {r: v for r, v in replaced.values.items() if r not in taken and isinstance(v, float)}
+    guards: dict[str, float] = {}
+    unmatched: dict[str, float] = {}
+    for name, attr in candidate.attributes.items():
+        if attr.kind == "scalar" and name not in candidate.used_attributes:
+            value = init_values.get(attr.init_param)
+        elif attr.kind == "constant":
+            value = attr.constant
+        else:
+            continue
+        if not isinstance(value, float):
+            continue
+        same = [r for r, v in free.items() if v == value and r not in guards]
+        if len(same) == 1:
+            guards[same[0]] = value
+        else:
+            unmatched[name] = value
+    return guards, unmatched

@@ -27,7 +27,7 @@ from kernelwright.hardware import resolve_device
 from kernelwright.package import card, cuda_candidate, cuda_repo, generate, repo_files
 from kernelwright.package.candidate import read_candidate
 from kernelwright.package.evidence import gather
-from kernelwright.package.replaced import Replaced, describe_replaced, map_attributes
+from kernelwright.package.replaced import Replaced, built_in_values, describe_replaced, map_attributes
 from kernelwright.sandbox.runner import Limits
 
 # kernels' KernelName rule (kernels._rust.KernelName): lowercase letters, digits and dashes.
@@ -110,6 +110,7 @@ def package(source: Path, *, name: str, out: Path, task: str | None = None, devi
         raise UsageError(f"Task {task_obj.name} has no REPLACES (the transformers class its kernel stands for); "
                          "add `REPLACES = \"transformers.models....Class\"` to the task file to package a layer.")
     mapping = map_attributes(candidate, replaced, init_values)
+    built_in = built_in_values(candidate, replaced, init_values, mapping)
     op_name = re.sub(r"\W", "_", task_obj.name.lower())
     spec = generate.op_spec(candidate, op_name, init_values, shapes["outputs"])
     if extension is not None:
@@ -126,11 +127,11 @@ def package(source: Path, *, name: str, out: Path, task: str | None = None, devi
     if extension is not None:
         files = _render_cuda(name=name, version=version, task_obj=task_obj, candidate=candidate, replaced=replaced,
                              mapping=mapping, spec=spec, verification=verification, evidence=evidence,
-                             ext=extension, call=call)
+                             ext=extension, call=call, built_in=built_in)
         return _write_source(out, files, evidence.plots, name=name, spec=spec, replaced=replaced,
                              verification=verification, op=call.function)
     files = _render(name=name, version=version, task_obj=task_obj, candidate=candidate, replaced=replaced,
-                    mapping=mapping, spec=spec, verification=verification, evidence=evidence)
+                    mapping=mapping, spec=spec, verification=verification, evidence=evidence, built_in=built_in)
     return _write(out, files, evidence.plots, rust, name=name, spec=spec, replaced=replaced,
                   verification=verification)
 
@@ -200,7 +201,7 @@ def _tolerance(verification) -> dict[str, list[float]]:
 
 
 def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, spec, verification,
-            evidence) -> dict[str, str]:
+            evidence, built_in) -> dict[str, str]:
     module = name.replace("-", "_")
     unique = secrets.token_hex(4)[:7]  # random material: two packagings never share an ops namespace
     kernel_id = f"_{module}_cuda_{unique}"
@@ -213,7 +214,7 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
     sources = {
         "__init__.py": generate.init_source(name, task_obj.description or task_obj.name, spec, True, can_compile),
         "op.py": generate.op_source(candidate, spec, fake=fake),
-        "layers.py": generate.layer_source(replaced, spec, mapping, can_compile=can_compile),
+        "layers.py": generate.layer_source(replaced, spec, mapping, can_compile=can_compile, built_in=built_in[0]),
         "_support.py": generate.support_source(dtypes),
     }
     if can_compile:
@@ -242,7 +243,7 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
     env = verification["environment"]
     versions = {"torch": env.get("torch"), "Triton": env.get("triton"), "CUDA": env.get("cuda", "– (verified on CPU)"),
                 "python": env.get("python"), "kernelwright": env.get("kernelwright")}
-    limits = _limits(task_obj, dtypes, verification, replaced, can_compile)
+    limits = _limits(task_obj, dtypes, verification, replaced, can_compile) + _built_in_limits(*built_in)
     provenance = {"task": f"{task_obj.name} ({task_obj.path.name})", "candidate": candidate.path.name,
                   "run directory": str(evidence.run_dir) if evidence.run_dir else "none (a single candidate file)",
                   "ops namespace": f"torch.ops.{kernel_id} on CUDA builds of torch", **{
@@ -282,12 +283,21 @@ def _limits(task_obj, dtypes, verification, replaced: Replaced, can_compile: boo
     return limits
 
 
+def _built_in_limits(guards: dict[str, float], unmatched: dict[str, float]) -> list[str]:
+    lines = [f"`{attr}` = {value!r} is built into the kernel (the value it was verified with); a module with "
+             "another value goes back to the original forward with a logged reason." for attr, value in guards.items()]
+    lines += [f"the candidate's `{name}` = {value!r} is built into the kernel and no attribute of the replaced "
+              "class holds that value, so a module configured otherwise is not detected."
+              for name, value in unmatched.items()]
+    return lines
+
+
 def _capability_key(arch: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", arch))
 
 
 def _render_cuda(*, name, version, task_obj, candidate, replaced: Replaced, mapping, spec, verification, evidence,
-                 ext: cuda_candidate.Extension, call: cuda_candidate.ForwardCall) -> dict[str, str]:
+                 ext: cuda_candidate.Extension, call: cuda_candidate.ForwardCall, built_in) -> dict[str, str]:
     """A kernel-builder source repository. cuda-capabilities are the compute capabilities of the GPUs the
     candidate was accepted on: this verification plus accepted ones recorded in the run directory."""
     module = name.replace("-", "_")
@@ -310,7 +320,8 @@ def _render_cuda(*, name, version, task_obj, candidate, replaced: Replaced, mapp
         f"{package_dir}/__init__.py": cuda_repo.init_source(
             name=name, description=task_obj.description or task_obj.name, function=spec.op_name, args=spec.args,
             call=function_call, inputs=spec.inputs, attrs=spec.attrs, exported=list(ext.signatures.values())),
-        f"{package_dir}/layers.py": generate.layer_source(replaced, spec, mapping, can_compile=False, call=layer_call),
+        f"{package_dir}/layers.py": generate.layer_source(replaced, spec, mapping, can_compile=False, call=layer_call,
+                                                                  built_in=built_in[0]),
         f"{package_dir}/_support.py": generate.support_source(dtypes, backend="cuda"),
         "build.toml": cuda_repo.build_toml(name=name, version=version, license=LICENSE, module=module, archs=archs,
                                            cuda_flags=ext.cuda_flags, repo_id=None),
@@ -332,7 +343,7 @@ def _render_cuda(*, name, version, task_obj, candidate, replaced: Replaced, mapp
     versions = {"torch": env.get("torch"), "CUDA (verification)": env.get("cuda"), "GPU driver": env.get("driver"),
                 "python": env.get("python"), "kernelwright": env.get("kernelwright"),
                 "build": "not built: kernel-builder picks the torch and CUDA versions of each build variant"}
-    limits = _cuda_limits(dtypes, verification, archs)
+    limits = _cuda_limits(dtypes, verification, archs) + _built_in_limits(*built_in)
     provenance = {"task": f"{task_obj.name} ({task_obj.path.name})", "candidate": candidate.path.name,
                   "run directory": str(evidence.run_dir) if evidence.run_dir else "none (a single candidate file)",
                   "extension": f"load_inline({ext.name!r}), line {ext.line}",

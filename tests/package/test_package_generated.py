@@ -1,0 +1,79 @@
+"""A kernel from the offline generator, packaged: it runs inside a transformers model on the model's own
+shapes (batch x seq x hidden, and the q/k norms' heads), and a module configured with another eps than the
+one the generator built in goes back to its original forward.
+
+The Triton kernel runs only in child processes started with TRITON_INTERPRET=1 (see test_package.py).
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("kernels")
+pytest.importorskip("transformers")
+
+from conftest import ROOT  # noqa: E402
+from kernelwright.package import package  # noqa: E402
+from kernelwright.search import variants  # noqa: E402
+from kernelwright.search.capture import capture  # noqa: E402
+from kernelwright.search.codegen import generate  # noqa: E402
+from kernelwright.tasks.task import load_task  # noqa: E402
+
+OTHER_EPS = """
+import logging, sys, torch
+from kernelwright.package.e2e import build_model
+from kernelwright.package.kernelize import kernelize_model
+logging.basicConfig(level=logging.WARNING, stream=sys.stdout)
+net, _ = build_model("qwen3", "small", device="cpu", dtype=torch.float32, layers=1)
+for m in net.modules():
+    if hasattr(m, "variance_epsilon"):
+        m.variance_epsilon = 1e-5
+ids = torch.randint(0, 512, (1, 6))
+with torch.no_grad():
+    expected = net(input_ids=ids).logits
+    assert kernelize_model(net, sys.argv[1], device="cpu").swapped == 5
+    assert torch.equal(net(input_ids=ids).logits, expected)
+"""
+
+
+def _interpreted(args, **kw):
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=300, **kw)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("generated")
+    candidate = work / "rmsnorm_generated.py"
+    config = variants.config(one_pass=True, rows=2, warps=4)
+    candidate.write_text(generate(capture(load_task("rmsnorm")), [((1, 1), config)]))
+    out = work / "rmsnorm-gen"
+    package(candidate, name="rmsnorm-gen", out=out, device="cpu", task="rmsnorm")
+    return out
+
+
+def test_the_built_in_eps_is_guarded_and_stated(repo):
+    layers = (repo / "torch-ext" / "rmsnorm_gen" / "layers.py").read_text()
+    assert "self.variance_epsilon != 1e-06" in layers
+    card = (repo / "CARD.md").read_text()
+    assert "`variance_epsilon` = 1e-06 is built into the kernel" in card
+
+
+def test_generated_kernel_runs_on_the_model_shapes_and_logits_match(repo, tmp_path):
+    out = tmp_path / "e2e"
+    run = _interpreted(["-m", "kernelwright", "e2e", "--model", "qwen3", "--size", "small", "--kernel", str(repo),
+                        "--device", "cpu", "--no-compile", "--reps", "1", "--tokens", "8", "--out", str(out)])
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    check = json.loads((out / "e2e.json").read_text())["logits_check"]
+    # every Qwen3RMSNorm ran the kernel: 3-D hidden states and 4-D q/k heads alike
+    assert check["passed"] and check["kernel_calls"] == 9 and check["rel_l2"] < 1e-4
+
+
+def test_a_module_with_another_eps_goes_back_to_its_forward(repo):
+    run = _interpreted(["-c", OTHER_EPS, str(repo)])
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "`variance_epsilon` is 1e-05 and the kernel has 1e-06 built in" in run.stdout
