@@ -56,11 +56,34 @@ def repo(tmp_path_factory) -> Path:
     return out
 
 
+FAKE = """
+import sys, torch
+from pathlib import Path
+from kernels import get_local_kernel
+from torch._subclasses.fake_tensor import FakeTensorMode
+repo = Path(sys.argv[1])
+kernel = get_local_kernel(repo if torch.version.cuda else repo / "build" / "torch-cuda")  # CPU torch: no variant
+with FakeTensorMode():
+    y = kernel.rmsnorm(torch.empty(2, 3, 64, dtype=torch.bfloat16), torch.empty(64, dtype=torch.bfloat16))
+assert y.shape == (2, 3, 64) and y.dtype == torch.bfloat16, (y.shape, y.dtype)
+"""
+
+
 def test_the_built_in_eps_is_guarded_and_stated(repo):
     layers = (repo / "torch-ext" / "rmsnorm_gen" / "layers.py").read_text()
     assert "self.variance_epsilon != 1e-06" in layers
     card = (repo / "CARD.md").read_text()
     assert "`variance_epsilon` = 1e-06 is built into the kernel" in card
+
+
+def test_the_built_in_eps_gives_the_op_a_fake_for_torch_compile(repo):
+    """The reference forward reads variance_epsilon, which the op does not take: its fake uses the built-in
+    value, so the layer can declare can_torch_compile."""
+    layers = (repo / "torch-ext" / "rmsnorm_gen" / "layers.py").read_text()
+    assert "can_torch_compile: bool = True" in layers
+    assert "variance_epsilon=1e-06" in (repo / "torch-ext" / "rmsnorm_gen" / "op.py").read_text()
+    run = _interpreted(["-c", FAKE, str(repo)])
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
 
 def test_generated_kernel_runs_on_the_model_shapes_and_logits_match(repo, tmp_path):

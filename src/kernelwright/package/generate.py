@@ -94,14 +94,17 @@ def op_source(candidate: Candidate, spec: OpSpec, *, fake: str | None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fake_call(replaced: Replaced, spec: OpSpec, mapping: dict[str, str]) -> str | None:
-    """The body line of the op's fake (meta) function, or None when the reference cannot compute it."""
+def fake_call(replaced: Replaced, spec: OpSpec, mapping: dict[str, str],
+              built_in: dict[str, float] | None = None) -> str | None:
+    """The body line of the op's fake (meta) function, or None when the reference cannot compute it.
+    Attributes the kernel has built in (``built_in``) enter the reference as the literal it was verified with."""
     if replaced.reference_source is None:
         return None
     fn = ast.parse(replaced.reference_source).body[0]
     needed = {n.attr for n in ast.walk(fn) if isinstance(n, ast.Attribute) and isinstance(n.value, ast.Name)
               and n.value.id == "self"}
-    provided = {mapping[a]: arg for a, arg in zip(spec.attrs, spec.args[len(spec.inputs):])}
+    provided = {attr: repr(value) for attr, value in (built_in or {}).items()}
+    provided |= {mapping[a]: arg for a, arg in zip(spec.attrs, spec.args[len(spec.inputs):])}
     if not needed <= set(provided):
         return None
     attrs = ", ".join(f"{r}={provided[r]}" for r in sorted(needed))

@@ -209,7 +209,7 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
     dtypes = sorted({c["dtype"] for c in verification["cases"]}, key=task_obj.dtype_names.index)
     archs = sorted({v["environment"]["compute_capability"] for v in verifications
                     if v.get("environment", {}).get("compute_capability")})
-    fake = generate.fake_call(replaced, spec, mapping)
+    fake = generate.fake_call(replaced, spec, mapping, built_in[0])
     can_compile = fake is not None
     sources = {
         "__init__.py": generate.init_source(name, task_obj.description or task_obj.name, spec, True, can_compile),
