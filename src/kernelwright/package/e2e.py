@@ -224,13 +224,13 @@ def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = 
             prompt: tuple[int, int] | None = None, reps: int | None = None, progress=None) -> E2EResult:
     import torch
 
+    from kernelwright.package.kernelize import kernelize_model, read_package, unkernelize
+
     started = time.perf_counter()
 
     def step(message: str) -> None:  # a long model run shows where it is, and a timeout shows where it stopped
         if progress:
             progress(f"[e2e {time.perf_counter() - started:6.1f} s] {message}")
-
-    from kernelwright.package.kernelize import kernelize_model, read_package, unkernelize
 
     device = resolve_device(device)
     if kernel and not device.startswith("cuda"):
