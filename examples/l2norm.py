@@ -21,7 +21,10 @@ def _l2norm_kernel(x_ptr, out_ptr, n_rows, n_cols, eps,
         cols = tl.arange(0, BLOCK_D)[None, :]
         mask = row_mask[:, None] & (cols < n_cols)
         x = tl.load(x_ptr + base + cols, mask=mask, other=0.0).to(tl.float32)
-        inv = 1.0 / _clamp_min_keep_nan(tl.sqrt(tl.sum(x * x, axis=1)), eps)
+        # torch's norm of a single element is |x|, which holds where x * x overflows fp32 (|x| > ~1.8e19);
+        # wider rows overflow in torch as they do here, and the task's fp32 Model defines that.
+        norm = tl.where(n_cols == 1, tl.sum(tl.abs(x), axis=1), tl.sqrt(tl.sum(x * x, axis=1)))
+        inv = 1.0 / _clamp_min_keep_nan(norm, eps)
         tl.store(out_ptr + base + cols, (x * inv[:, None]).to(out_ptr.dtype.element_ty), mask=mask)
     else:
         acc = tl.zeros([BLOCK_R, BLOCK_D], dtype=tl.float32)
