@@ -153,12 +153,19 @@ def map_attributes(candidate: Candidate, replaced: Replaced, init_values: dict[s
     return mapping
 
 
+@dataclass(frozen=True)
+class BuiltIn:
+    """Float settings the kernel has in its source instead of reading them at run time (a generated kernel
+    bakes the task's ``eps``). ``guards``: attribute of the replaced module -> the value the kernel was
+    verified with, so the layer can hand a module configured otherwise back to its original forward;
+    ``unmatched``: the candidate's values that no attribute of the replaced module holds."""
+
+    guards: dict[str, float]
+    unmatched: dict[str, float]
+
+
 def built_in_values(candidate: Candidate, replaced: Replaced, init_values: dict[str, Any],
-                    mapping: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:
-    """Float settings the kernel has built in instead of reading at run time (a generated kernel bakes the
-    task's ``eps`` into its source): ``(guards, unmatched)``. ``guards`` maps an attribute of the replaced
-    module to the value the kernel was verified with, so the layer can hand a module configured otherwise
-    back to its original forward; ``unmatched`` lists the candidate's values no attribute holds."""
+                    mapping: dict[str, str]) -> BuiltIn:
     taken = set(mapping.values())
     free = {r: v for r, v in replaced.values.items() if r not in taken and isinstance(v, float)}
     guards: dict[str, float] = {}
@@ -177,4 +184,4 @@ def built_in_values(candidate: Candidate, replaced: Replaced, init_values: dict[
             guards[same[0]] = value
         else:
             unmatched[name] = value
-    return guards, unmatched
+    return BuiltIn(guards, unmatched)

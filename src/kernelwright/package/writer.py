@@ -27,7 +27,7 @@ from kernelwright.hardware import resolve_device
 from kernelwright.package import card, cuda_candidate, cuda_repo, generate, repo_files
 from kernelwright.package.candidate import read_candidate
 from kernelwright.package.evidence import gather
-from kernelwright.package.replaced import Replaced, built_in_values, describe_replaced, map_attributes
+from kernelwright.package.replaced import BuiltIn, Replaced, built_in_values, describe_replaced, map_attributes
 from kernelwright.sandbox.runner import Limits
 
 # kernels' KernelName rule (kernels._rust.KernelName): lowercase letters, digits and dashes.
@@ -201,7 +201,7 @@ def _tolerance(verification) -> dict[str, list[float]]:
 
 
 def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, spec, verification,
-            evidence, built_in) -> dict[str, str]:
+            evidence, built_in: BuiltIn) -> dict[str, str]:
     module = name.replace("-", "_")
     unique = secrets.token_hex(4)[:7]  # random material: two packagings never share an ops namespace
     kernel_id = f"_{module}_cuda_{unique}"
@@ -209,12 +209,12 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
     dtypes = sorted({c["dtype"] for c in verification["cases"]}, key=task_obj.dtype_names.index)
     archs = sorted({v["environment"]["compute_capability"] for v in verifications
                     if v.get("environment", {}).get("compute_capability")})
-    fake = generate.fake_call(replaced, spec, mapping, built_in[0])
+    fake = generate.fake_call(replaced, spec, mapping, built_in.guards)
     can_compile = fake is not None
     sources = {
         "__init__.py": generate.init_source(name, task_obj.description or task_obj.name, spec, True, can_compile),
         "op.py": generate.op_source(candidate, spec, fake=fake),
-        "layers.py": generate.layer_source(replaced, spec, mapping, can_compile=can_compile, built_in=built_in[0]),
+        "layers.py": generate.layer_source(replaced, spec, mapping, can_compile=can_compile, built_in=built_in.guards),
         "_support.py": generate.support_source(dtypes),
     }
     if can_compile:
@@ -243,7 +243,7 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
     env = verification["environment"]
     versions = {"torch": env.get("torch"), "Triton": env.get("triton"), "CUDA": env.get("cuda", "– (verified on CPU)"),
                 "python": env.get("python"), "kernelwright": env.get("kernelwright")}
-    limits = _limits(task_obj, dtypes, verification, replaced, can_compile) + _built_in_limits(*built_in)
+    limits = _limits(task_obj, dtypes, verification, replaced, can_compile) + _built_in_limits(built_in)
     provenance = {"task": f"{task_obj.name} ({task_obj.path.name})", "candidate": candidate.path.name,
                   "run directory": str(evidence.run_dir) if evidence.run_dir else "none (a single candidate file)",
                   "ops namespace": f"torch.ops.{kernel_id} on CUDA builds of torch", **{
@@ -283,12 +283,13 @@ def _limits(task_obj, dtypes, verification, replaced: Replaced, can_compile: boo
     return limits
 
 
-def _built_in_limits(guards: dict[str, float], unmatched: dict[str, float]) -> list[str]:
+def _built_in_limits(built_in: BuiltIn) -> list[str]:
     lines = [f"`{attr}` = {value!r} is built into the kernel (the value it was verified with); a module with "
-             "another value goes back to the original forward with a logged reason." for attr, value in guards.items()]
+             "another value goes back to the original forward with a logged reason."
+             for attr, value in built_in.guards.items()]
     lines += [f"the candidate's `{name}` = {value!r} is built into the kernel and no attribute of the replaced "
               "class holds that value, so a module configured otherwise is not detected."
-              for name, value in unmatched.items()]
+              for name, value in built_in.unmatched.items()]
     return lines
 
 
@@ -297,7 +298,8 @@ def _capability_key(arch: str) -> tuple[int, ...]:
 
 
 def _render_cuda(*, name, version, task_obj, candidate, replaced: Replaced, mapping, spec, verification, evidence,
-                 ext: cuda_candidate.Extension, call: cuda_candidate.ForwardCall, built_in) -> dict[str, str]:
+                 ext: cuda_candidate.Extension, call: cuda_candidate.ForwardCall,
+                 built_in: BuiltIn) -> dict[str, str]:
     """A kernel-builder source repository. cuda-capabilities are the compute capabilities of the GPUs the
     candidate was accepted on: this verification plus accepted ones recorded in the run directory."""
     module = name.replace("-", "_")
@@ -320,8 +322,8 @@ def _render_cuda(*, name, version, task_obj, candidate, replaced: Replaced, mapp
         f"{package_dir}/__init__.py": cuda_repo.init_source(
             name=name, description=task_obj.description or task_obj.name, function=spec.op_name, args=spec.args,
             call=function_call, inputs=spec.inputs, attrs=spec.attrs, exported=list(ext.signatures.values())),
-        f"{package_dir}/layers.py": generate.layer_source(replaced, spec, mapping, can_compile=False, call=layer_call,
-                                                                  built_in=built_in[0]),
+        f"{package_dir}/layers.py": generate.layer_source(replaced, spec, mapping, can_compile=False,
+                                                          call=layer_call, built_in=built_in.guards),
         f"{package_dir}/_support.py": generate.support_source(dtypes, backend="cuda"),
         "build.toml": cuda_repo.build_toml(name=name, version=version, license=LICENSE, module=module, archs=archs,
                                            cuda_flags=ext.cuda_flags, repo_id=None),
@@ -343,7 +345,7 @@ def _render_cuda(*, name, version, task_obj, candidate, replaced: Replaced, mapp
     versions = {"torch": env.get("torch"), "CUDA (verification)": env.get("cuda"), "GPU driver": env.get("driver"),
                 "python": env.get("python"), "kernelwright": env.get("kernelwright"),
                 "build": "not built: kernel-builder picks the torch and CUDA versions of each build variant"}
-    limits = _cuda_limits(dtypes, verification, archs) + _built_in_limits(*built_in)
+    limits = _cuda_limits(dtypes, verification, archs) + _built_in_limits(built_in)
     provenance = {"task": f"{task_obj.name} ({task_obj.path.name})", "candidate": candidate.path.name,
                   "run directory": str(evidence.run_dir) if evidence.run_dir else "none (a single candidate file)",
                   "extension": f"load_inline({ext.name!r}), line {ext.line}",
