@@ -55,3 +55,27 @@ def test_usage_errors_exit_2_with_one_sentence():
 def test_python_dash_m_entry_point_works():
     out = subprocess.run([sys.executable, "-m", "kernelwright", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "verify" in out.stdout
+
+
+def test_error_text_with_brackets_reaches_stderr_verbatim(monkeypatch):
+    from kernelwright.errors import UsageError
+
+    def missing_extra(*args, **kwargs):
+        raise UsageError("the anthropic SDK is missing; install it with `pip install 'kernelwright[llm]'`.")
+
+    monkeypatch.setattr("kernelwright.verify.verify", missing_extra)
+    result = runner.invoke(app, ["verify", "rmsnorm", str(EXAMPLES / "rmsnorm.py"), "--device", "cpu"],
+                           env={"COLUMNS": "250"})
+    assert result.exit_code == 2
+    assert "pip install 'kernelwright[llm]'" in result.output
+
+
+def test_candidate_error_with_brackets_prints_verbatim(tmp_path):
+    candidate = tmp_path / "raises_brackets.py"
+    candidate.write_text(
+        "import torch.nn as nn\n\n\nclass ModelNew(nn.Module):\n"
+        "    def __init__(self, hidden, eps):\n        super().__init__()\n\n"
+        "    def forward(self, x):\n        raise RuntimeError('cannot open [/tmp/x] for x[i]')\n")
+    result = runner.invoke(app, ["verify", "rmsnorm", str(candidate), "--device", "cpu"], env={"COLUMNS": "250"})
+    assert result.exit_code == 1, result.output
+    assert "cannot open [/tmp/x] for x[i]" in result.output

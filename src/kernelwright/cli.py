@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kernelwright.errors import KernelwrightError
@@ -22,7 +23,8 @@ DEVICE_HELP = "auto (a GPU if visible), cpu (Triton interpreter: correctness onl
 
 
 def _fail_usage(exc: KernelwrightError) -> None:
-    errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # soft_wrap: a command inside the sentence is never broken across lines
+    errors.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     raise typer.Exit(2)
 
 
@@ -38,8 +40,8 @@ def tasks() -> None:
         for name in bundled_names():
             t = load_task(name)
             shapes = "; ".join("×".join(str(v) for v in s.values()) for s in t.shapes) or "default"
-            table.add_row(name, t.description, ", ".join(f"{k}={v}" for k, v in t.knobs.items()), shapes,
-                          ", ".join(t.dtype_names))
+            table.add_row(*(escape(cell) for cell in (name, t.description, ", ".join(f"{k}={v}" for k, v in t.knobs.items()),
+                                                      shapes, ", ".join(t.dtype_names))))
     except KernelwrightError as exc:
         _fail_usage(exc)
     console.print(table)
@@ -73,11 +75,11 @@ def verify(
 
 
 def _render_verify(result) -> None:
-    table = Table(title=f"verify {result.task} ← {Path(result.candidate).name} on {result.device}")
+    table = Table(title=escape(f"verify {result.task} ← {Path(result.candidate).name} on {result.device}"))
     for column in ("check", "passed", "failed"):
         table.add_column(column)
     for name, tally in result.checks.items():
-        table.add_row(name, str(tally["passed"]), f"[red]{tally['failed']}[/]" if tally["failed"] else "0")
+        table.add_row(escape(name), str(tally["passed"]), f"[red]{tally['failed']}[/]" if tally["failed"] else "0")
     console.print(table)
     shown = {}
     for f in result.failures:
@@ -87,18 +89,18 @@ def _render_verify(result) -> None:
         case = first.get("case") or {}
         repro = ", ".join(f"{k}={case[k]}" for k in ("knobs", "dtype", "distribution", "seed") if k in case)
         more = f" (and {len(items) - 1} more case(s))" if len(items) > 1 else ""
-        console.print(f"[red]✗ {check}[/]: {first['message']}{more}", highlight=False)
+        console.print(f"[red]✗ {escape(check)}[/]: {escape(str(first['message']))}{more}", highlight=False)
         if repro:
-            console.print(f"    reproducer: {repro}", highlight=False)
+            console.print(f"    reproducer: {repro}", markup=False, highlight=False)
     if result.log_tail and not result.accepted:
         console.print("[dim]candidate process log (tail):[/]")
         console.print(result.log_tail[-1500:], markup=False, highlight=False)
     if not result.environment.get("network_isolated", True):
-        console.print(f"[yellow]note:[/] {result.environment.get('isolation_note')}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(str(result.environment.get('isolation_note')))}", highlight=False)
     skipped = [c for c in result.cases if c.get("skipped")]
     if skipped:
         console.print(f"[yellow]note:[/] {len(skipped)} case(s) skipped, outside the task's own domain: "
-                      f"{skipped[0]['skipped']} (knobs {skipped[0]['knobs']})", highlight=False)
+                      + escape(f"{skipped[0]['skipped']} (knobs {skipped[0]['knobs']})"), highlight=False)
     verdict = "[bold green]ACCEPTED[/]" if result.accepted else "[bold red]REJECTED[/]"
     console.print(f"{verdict} after {len(result.cases) - len(skipped)} cases in {result.seconds:.1f} s")
 
@@ -134,15 +136,15 @@ def bench(
     else:
         _render_bench(result)
         for path in written:
-            console.print(f"wrote {path}", highlight=False)
+            console.print(f"wrote {path}", markup=False, highlight=False)
     raise typer.Exit(0 if result.ok else 1)
 
 
 def _render_bench(result) -> None:
     rows = result.rows
     names = [n for n in (rows[0]["timings"] if rows else {}) if n not in ("candidate", "candidate_repeat")]
-    table = Table(title=f"bench {result.task} ← {Path(result.candidate).name} on "
-                        f"{result.environment.get('device_name')}")
+    table = Table(title=escape(f"bench {result.task} ← {Path(result.candidate).name} on "
+                               f"{result.environment.get('device_name')}"))
     for column in ("shape", "dtype", "candidate ms (IQR)", "again ms", *[f"{n} ms" for n in names], "best baseline ×",
                    "GB/s", "% copy", "bound", "re-check"):
         table.add_column(column, justify="right")
@@ -151,7 +153,7 @@ def _render_bench(result) -> None:
         frac = row["fraction_of_copy"]
         best = row["fastest_baseline"]
         table.add_row(
-            "×".join(str(v) for v in row["knobs"].values()), row["dtype"],
+            escape("×".join(str(v) for v in row["knobs"].values())), escape(row["dtype"]),
             f"{t['candidate']['median_ms']:.4f} ({t['candidate']['iqr_ms']:.4f})", f"{t['candidate_repeat']['median_ms']:.4f}",
             *[f"{t[n]['median_ms']:.4f}" if n in t else "–" for n in names],
             f"{row['speedup'][best]:.2f} vs {best}" if best else "–", f"{row['gbps']:.1f}",
@@ -160,16 +162,16 @@ def _render_bench(result) -> None:
     console.print(table)
     for row in rows:
         for name, note in row["notes"].items():
-            console.print(f"[dim]{name}: {note}[/]", highlight=False)
+            console.print(escape(f"{name}: {note}"), style="dim", highlight=False)
     if result.ceilings:
         c = result.ceilings
         console.print(f"measured ceilings: copy {c['copy_gbps']:.0f} GB/s (read + write), read {c['read_gbps']:.0f} GB/s",
-                      highlight=False)
+                      markup=False, highlight=False)
     if not result.timings_meaningful:
         console.print("[yellow]timings are NOT meaningful:[/] the CPU runs Triton through its interpreter; "
                       "run on a GPU for numbers.")
     for f in result.failures:
-        console.print(f"[red]✗ {f['check']}[/]: {f['message']}", highlight=False)
+        console.print(f"[red]✗ {escape(str(f['check']))}[/]: {escape(str(f['message']))}", highlight=False)
     if result.log_tail and not result.ok:
         console.print(result.log_tail[-1500:], markup=False, highlight=False)
 
@@ -192,7 +194,7 @@ def device(
     if as_json:
         print(json.dumps({**measured.as_dict(), "datasheet": sheet}, indent=2))
         return
-    table = Table(title=f"{measured.device_name} (driver {measured.driver}, torch {measured.torch})")
+    table = Table(title=escape(f"{measured.device_name} (driver {measured.driver}, torch {measured.torch})"))
     for column in ("ceiling", "measured", "datasheet", "measured / datasheet"):
         table.add_column(column, justify="right")
     rows = [("copy GB/s (read + write)", measured.copy_gbps, sheet.get("memory_gbps")),
@@ -201,7 +203,7 @@ def device(
     for name, value, spec in rows:
         table.add_row(name, f"{value:.1f}", f"{spec:.1f}" if spec else "–", f"{value / spec:.0%}" if spec else "–")
     console.print(table)
-    console.print(f"cached in {cache_dir()}", highlight=False)
+    console.print(f"cached in {cache_dir()}", markup=False, highlight=False)
 
 
 @app.command()
@@ -234,7 +236,7 @@ def optimize(
             result = run_optimize(task, agent=agent, budget=budget, out=out, device=device, minutes=max_minutes,
                                   report=lambda msg: (status.update(msg), console.log(msg, highlight=False)))
     except OptimizeLimit as exc:
-        errors.print(f"[bold red]not covered:[/] {exc}", highlight=False)
+        errors.print(f"[bold red]not covered:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     except KernelwrightError as exc:
         _fail_usage(exc)
@@ -265,21 +267,21 @@ def package(
     try:
         result = run_package(source, name=name, out=out, task=task, device=device)
     except CandidateRejected as exc:
-        errors.print(f"[bold red]rejected:[/] {exc}", highlight=False)
+        errors.print(f"[bold red]rejected:[/] {escape(str(exc))}", highlight=False)
         for failure in exc.result.failures[:5]:
-            errors.print(f"  ✗ {failure['check']}: {failure['message']}", highlight=False)
+            errors.print(f"  ✗ {failure['check']}: {failure['message']}", markup=False, highlight=False)
         raise typer.Exit(1)
     except KernelwrightError as exc:
         _fail_usage(exc)
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
         return
-    console.print(f"[bold green]packaged[/] {result.name} → {result.path}  (id {result.kernel_id or 'set at build'}, "
-                  f"function `{result.function}`, layer `{result.layer}` for key `{result.layer_key}`)", highlight=False)
+    console.print("[bold green]packaged[/] " + escape(f"{result.name} → {result.path}  (id {result.kernel_id or 'set at build'}, "
+                  f"function `{result.function}`, layer `{result.layer}` for key `{result.layer_key}`)"), highlight=False)
     console.print(f"  verified on {result.verification['environment'].get('device_name')}; see "
-                  f"{result.path / 'CARD.md'}", highlight=False)
+                  f"{result.path / 'CARD.md'}", markup=False, highlight=False)
     for note in result.notes:
-        console.print(f"  [yellow]note:[/] {note}", highlight=False)
+        console.print(f"  [yellow]note:[/] {escape(str(note))}", highlight=False)
 
 
 @app.command()
@@ -302,30 +304,30 @@ def e2e(
     try:
         result = run_e2e(model, size, kernel=kernel, device=device, dtype=dtype, out=out, compile=compile,
                          layers=layers, reps=reps, prompt=(1, tokens) if tokens else None,
-                         progress=lambda line: console.print(line, style="dim", highlight=False))
+                         progress=lambda line: console.print(line, style="dim", markup=False, highlight=False))
     except KernelwrightError as exc:
         _fail_usage(exc)
-    table = Table(title=f"e2e {model} {size} {result.dtype} on {result.environment.get('device_name')}")
+    table = Table(title=escape(f"e2e {model} {size} {result.dtype} on {result.environment.get('device_name')}"))
     for column in ("variant", "phase", "median ms", "× eager", "replaced share"):
         table.add_column(column, justify="right")
     eager = {r["phase"]: r["median_ms"] for r in result.rows if r["variant"] == "eager"}
     for r in result.rows:
         share = result.shares.get(r["variant"], {}).get(r["phase"])
-        table.add_row(r["variant"], r["phase"], f"{r['median_ms']:.3f}", f"{eager[r['phase']] / r['median_ms']:.2f}",
+        table.add_row(escape(r["variant"]), escape(r["phase"]), f"{r['median_ms']:.3f}", f"{eager[r['phase']] / r['median_ms']:.2f}",
                       f"{100 * share:.1f}%" if share is not None else "–")
     console.print(table)
     for phase, a in result.amdahl.items():
         console.print(f"{phase}: replaced ops took {100 * a['share_eager']:.1f}% of eager time; op speedup "
                       f"{a['op_speedup']:.2f}× → Amdahl predicts {a['predicted_speedup']:.3f}×, measured "
-                      f"{a['measured_speedup']:.3f}× (ceiling {a['ceiling']:.3f}×)", highlight=False)
+                      f"{a['measured_speedup']:.3f}× (ceiling {a['ceiling']:.3f}×)", markup=False, highlight=False)
     check = result.logits_check
     if check:
         verdict = "[green]ok[/]" if check["passed"] else "[red]FAILED[/]"
         console.print(f"logits vs eager: rel L2 {check['rel_l2']:.2e} (tolerance {check['tolerance']:.0e}), "
                       f"{check['kernel_calls']} kernel call(s) in one prefill: {verdict}", highlight=False)
     for note in result.notes:
-        console.print(f"[yellow]note:[/] {note}", highlight=False)
-    console.print(f"wrote {out / 'e2e.json'}, {out / 'e2e.csv'}, {out / 'e2e.png'}", highlight=False)
+        console.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
+    console.print(f"wrote {out / 'e2e.json'}, {out / 'e2e.csv'}, {out / 'e2e.png'}", markup=False, highlight=False)
     raise typer.Exit(1 if check and not check["passed"] else 0)
 
 
