@@ -184,10 +184,9 @@ def device(
 ) -> None:
     """Measure (once, then cached) the GPU's copy and read bandwidth and matmul rates, beside its datasheet."""
     from kernelwright.bench.device import cache_dir, datasheet, profile
-    from kernelwright.hardware import resolve_device
 
     try:
-        measured = profile(resolve_device(device_name), refresh=refresh)
+        measured = profile(device_name, refresh=refresh)
     except KernelwrightError as exc:
         _fail_usage(exc)
     sheet = datasheet(measured.device_name) or {}

@@ -19,6 +19,8 @@ def test_cache_key_changes_with_gpu_driver_and_torch_and_is_a_safe_file_name():
 @pytest.fixture
 def fake_gpu(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    monkeypatch.setattr("kernelwright.hardware.resolve_device", lambda d: d)
     monkeypatch.setattr("kernelwright.hardware.describe",
                         lambda d: {"device_name": "NVIDIA H100 80GB HBM3", "driver": "580.159.04"})
     calls = []
@@ -50,3 +52,20 @@ def test_datasheet_matches_the_most_specific_name():
     assert device.datasheet("NVIDIA H100 80GB HBM3")["memory_gbps"] == 3350
     assert device.datasheet("NVIDIA H200")["memory_gbps"] == 4800
     assert device.datasheet("Some GPU") is None
+
+
+def test_the_cpu_is_refused_at_once_with_one_sentence(monkeypatch):
+    import time
+
+    from typer.testing import CliRunner
+
+    from kernelwright.cli import app
+
+    monkeypatch.setattr("torch.cuda.is_available", lambda: False)
+    monkeypatch.setattr(device, "measure_copy_gbps", lambda d: pytest.fail("a CPU must not be measured"))
+    started = time.monotonic()
+    for args in (["device", "--device", "cpu"], ["device"]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "no CUDA GPU is visible" in result.output and "--device cpu" not in result.output
+    assert time.monotonic() - started < 10

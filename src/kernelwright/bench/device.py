@@ -14,6 +14,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from kernelwright.bench.timing import time_calls
+from kernelwright.errors import UsageError
+
+CPU_REFUSAL = ("`kernelwright device` measures a GPU's ceilings (copy and read bandwidth, matmul rates) and "
+               "no CUDA GPU is visible here; a CPU has no roofline for a GPU kernel (verify and bench run "
+               "Triton through its interpreter there, where timings are not meaningful): run it on a machine "
+               "with an NVIDIA GPU.")
 
 COPY_BYTES = 1 << 30  # 1 GiB each way: far beyond L2
 MATMUL_N = 8192
@@ -101,11 +107,17 @@ def measure_matmul_tflops(device: str) -> dict[str, float]:
 
 
 def profile(device: str, *, refresh: bool = False) -> DeviceProfile:
-    """The device's measured ceilings, from the cache when this GPU, driver and torch were measured before."""
+    """The device's measured ceilings, from the cache when this GPU, driver and torch were measured before.
+    ``device`` is ``cuda`` or ``cuda:N``; the CPU is refused with a ``UsageError``."""
     import torch
 
-    from kernelwright.hardware import describe
+    from kernelwright.hardware import describe, resolve_device
 
+    # Timing 1-GiB copies and 8192^3 matmuls on a CPU took 13 minutes and measured nothing a GPU
+    # kernel's roofline could use: refuse at once instead.
+    if not device.startswith("cuda") or not torch.cuda.is_available():
+        raise UsageError(CPU_REFUSAL)
+    device = resolve_device(device)
     facts = describe(device)
     key = cache_dir() / cache_key(str(facts["device_name"]), str(facts.get("driver", "")), torch.__version__)
     if key.is_file() and not refresh:
