@@ -32,14 +32,15 @@ PROBES_PER_DTYPE = 1
 VARIANTS = 2
 
 
-def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int | None = None) -> list[Case]:
+def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int | None = None,
+               benchmark_shape: bool = True) -> list[Case]:
     """Shapes × dtypes, distributions cycling so every dtype sees the task's own inputs and signed ones.
     On a GPU the benchmark shape (the file's own knobs) is verified too."""
     rng_seed = secrets.randbits(31) if seed is None else seed
     on_cpu = device == "cpu"
     drawn = draw_shapes(task, count=shapes, budget=ELEMENT_BUDGET["cpu" if on_cpu else "cuda"], seed=rng_seed,
                         leading_cap=CPU_LEADING_CAP if on_cpu else None)
-    if device != "cpu":
+    if device != "cpu" and benchmark_shape:  # off for optimize's probes: best.py is verified at it once
         drawn.append(("benchmark", dict(task.knobs)))
     module = task.load()
     cases = []
@@ -66,12 +67,13 @@ def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int |
 
 def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limits: Limits = Limits(),
            shapes: int = MIN_SHAPES, seed: int | None = None, static_policy: bool = True,
-           sanitize: bool = False) -> VerifyResult:
+           sanitize: bool = False, benchmark_shape: bool = True) -> VerifyResult:
     """Verify ``candidate`` against ``task``. Raises ``UsageError`` for bad input; a bad candidate is a
     rejected ``VerifyResult``, never an exception.
 
     ``static_policy=False`` skips the AST pass (to show the dynamic checks stand on their own);
-    ``sanitize=True`` (GPU only) also runs one case under compute-sanitizer's memcheck and racecheck."""
+    ``sanitize=True`` (GPU only) also runs one case under compute-sanitizer's memcheck and racecheck;
+    ``benchmark_shape=False`` leaves the task's own (large) shape out of a GPU run's cases."""
     started = time.monotonic()
     device = resolve_device(device)
     task_obj = load_task(task)
@@ -95,7 +97,7 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
         if violations:  # policy violations are not run at all: they may open sockets or spawn processes
             result.seconds = time.monotonic() - started
             return result
-    cases = plan_cases(task_obj, device, shapes=shapes, seed=seed)
+    cases = plan_cases(task_obj, device, shapes=shapes, seed=seed, benchmark_shape=benchmark_shape)
     by_id = {c.id: c for c in cases}
     outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()),
                           "allowed_ops": extensions["ops"], "cases": [c.job(repeat=REPEATS) for c in cases]},
