@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from kernelwright.verify import checks
@@ -101,3 +102,45 @@ def test_determinism_check_finds_differing_runs():
     assert checks.check_determinism([[a], [a.clone()]]) == []
     failure = checks.check_determinism([[a], [b]])[0]
     assert failure.check == "nondeterministic" and failure.details["worst_index"] == [7]
+
+
+def _messy_case(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ref = torch.randn(37, 23, generator=g, dtype=torch.float64)
+    ref[5, 7], ref[30, 1] = float("nan"), float("inf")
+    eager = ref.float()
+    eager[12, 3] = float("inf")  # the task's Model overflows here: outside the op's range
+    out = (ref * (1 + 1e-3 * torch.randn(37, 23, generator=g, dtype=torch.float64))).float()
+    out[20, 20], out[2, 9] = float("nan"), 4.0
+    return out, ref, eager
+
+
+def test_error_statistics_in_small_slices_equal_those_of_the_whole_tensor(monkeypatch):
+    out, ref, eager = _messy_case()
+    tol = for_dtype("float32")
+    whole = checks.error_stats(out, ref, eager, tol)
+    whole_failures, whole_stats = checks.check_values([out], [ref], [eager], tol)
+    monkeypatch.setattr(checks, "CHUNK_ELEMENTS", 7)  # 122 slices, the worst element and a NaN in later ones
+    sliced = checks.error_stats(out, ref, eager, tol)
+    for name, value in vars(whole).items():
+        assert getattr(sliced, name) == pytest.approx(value, rel=1e-12), name
+    assert whole.worst_index == [2, 9] and whole.first_nonfinite_index == [20, 20] and whole.n_skipped == 1
+    failures, stats = checks.check_values([out], [ref], [eager], tol)
+    assert [(f.check, f.message) for f in failures] == [(f.check, f.message) for f in whole_failures]
+    assert {f.check for f in failures} == {"nonfinite_output", "mismatch"}
+    assert stats[0]["elements"] == whole_stats[0]["elements"]
+
+
+def test_sliced_checks_still_find_constants_special_values_and_nondeterminism(monkeypatch):
+    monkeypatch.setattr(checks, "CHUNK_ELEMENTS", 5)
+    ref = torch.randn(64, dtype=torch.float64)
+    failures, _ = checks.check_values([torch.full((64,), 0.25)], [ref], [ref], for_dtype("bfloat16"))
+    assert [f.check for f in failures] == ["constant_output"] and failures[0].details["got"] == 0.25
+    special = torch.tensor([1.0, 2, 3, 4, 5, 6, float("nan"), 8, float("inf")], dtype=torch.float64)
+    assert checks.special_values_match(special.clone(), special)
+    assert not checks.special_values_match(torch.where(special.isinf(), 0.0, special), special)
+    a = torch.randn(6, 7)
+    b = a.clone()
+    b[5, 3] += 1
+    assert checks.check_determinism([[a], [a.clone()]]) == []
+    assert checks.check_determinism([[a], [b]])[0].details["worst_index"] == [5, 3]
