@@ -516,6 +516,7 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
             for n in todo:
                 if n.op in ("sum",):
                     out.append(f"{n.name}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
+                    out.append(f"{n.name}_err = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
                 else:
                     out.append(f"{n.name}_acc = tl.full([ROWS, BLOCK], {identity[n.op]}, dtype=tl.float32)")
                     if n.op in ("argmax", "argmin"):
@@ -536,7 +537,7 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
             for n in todo:
                 v = f"tl.where(mask, {reduce_operand(n, scope)}, {identity[n.op]})"
                 if n.op == "sum":
-                    body.append(f"{n.name}_acc += {v}")
+                    body += _sum_step(n.name, v)
                 elif n.op in ("max", "min"):
                     body.append(f"{n.name}_acc = tl.{'maximum' if n.op == 'max' else 'minimum'}({n.name}_acc, {v}, "
                                 "propagate_nan=tl.PropagateNan.ALL)")
@@ -550,8 +551,8 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
                                 f"dtype=tl.int64), {n.name}_idx)")
             out += ["    " + b for b in body]
             for n in todo:
-                if n.op == "sum":
-                    out.append(f"{n.name} = tl.sum({n.name}_acc, axis=1)[:, None]")
+                if n.op == "sum":  # the lanes' sums, less what each lost, then a tree sum over the lanes
+                    out.append(f"{n.name} = tl.sum({n.name}_acc - {n.name}_err, axis=1)[:, None]")
                 elif n.op in ("max", "min"):
                     out.append(f"{n.name} = tl.where(tl.max(({n.name}_acc != {n.name}_acc).to(tl.int32), axis=1)"
                                f"[:, None] > 0, float(\"nan\"), tl.{n.op}({n.name}_acc, axis=1)[:, None])")
@@ -607,6 +608,9 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
     ind = lambda lines, k: "\n".join(" " * k + ln for ln in lines)  # noqa: E731
     online_param = ", ONLINE: tl.constexpr" if pair else ""
     online_arg = ' ONLINE=config.get("online", True),' if pair else ""
+    if any(n.op == "sum" for n in reductions):
+        online_param += ", ACCURATE: tl.constexpr"
+        online_arg += ' ACCURATE=config.get("accurate", False),'
     doc = (f"Rows of n_cols elements{' with stride inner' if has_inner else ''}: "
            f"{len(reductions)} reduction(s) in {depth} dependent level(s); ROWS rows per step.")
     kernel = f'''
@@ -669,6 +673,22 @@ def fused{suffix}(*, {", ".join(_launcher_params(program) + program.scalar_param
     return {outs}
 '''
     return kernel, launcher
+
+
+def _sum_step(name: str, value: str) -> list[str]:
+    """One chunk added to a row sum's per-lane accumulators. A lane adds n_cols / BLOCK values in turn, and
+    a plain running sum loses about one rounding per add: for rows of millions (a LayerNorm over 4M
+    elements) that is past fp32's tolerance. ACCURATE keeps each lane's lost low-order part (Kahan), so a
+    lane's sum is good to a rounding or two however long the row; ``err`` stays unchanged where the sum is
+    not finite (inf - inf would turn an inf sum into NaN)."""
+    return [f"{name}_v = {value}",
+            "if ACCURATE:",
+            f"    {name}_y = {name}_v - {name}_err",
+            f"    {name}_t = {name}_acc + {name}_y",
+            f"    {name}_err = tl.where({name}_t - {name}_t == 0.0, ({name}_t - {name}_acc) - {name}_y, {name}_err)",
+            f"    {name}_acc = {name}_t",
+            "else:",
+            f"    {name}_acc += {name}_v"]
 
 
 def _online_pair(reductions, level, by_name, is_col):

@@ -9,6 +9,8 @@ A configuration is a plain dict, written into the candidate's ``CONFIGS`` table:
 * ``programs_per_sm`` — 0: one program per block; k: a persistent grid of k programs per SM
 * ``online`` (optional, default True) — looped softmax-shaped rows: running max and rescaled sum of exp
   in one pass instead of two (the kernel ignores it when the graph has no such pair)
+* ``accurate`` (optional, default False) — looped row sums keep each lane's rounding error (compensated,
+  Kahan) and add it back before the tree sum over the lanes: the form for rows of millions of elements
 
 The first entry of each list is the prior (what a kernel engineer would write, as in ``examples/``);
 the rest are its neighbours, ordered so a small budget still tries the changes that matter most.
@@ -17,6 +19,11 @@ the rest are its neighbours, ordered so a small budget still tries the changes t
 from __future__ import annotations
 
 from kernelwright.search.codegen import MAX_TILE
+
+# Rows at least this wide are summed in the accurate form by default: a lane of a 4096-wide chunk then adds
+# 64 values or more in turn, and on 40_LayerNorm's 4M-element rows the plain form missed fp32's bound.
+ACCURATE_COLS = 1 << 18
+CPU_PROBE_BLOCK = 256
 
 
 def _next_pow2(n: int) -> int:
@@ -33,14 +40,33 @@ def config(*, one_pass: bool = True, block: int = 4096, rows: int = 1, warps: in
                 programs_per_sm=programs_per_sm)
 
 
-def probes(kind: str) -> list[tuple[str, dict]]:
+def probes(kind: str, device: str = "cuda") -> list[tuple[str, dict]]:
     """Configurations that drive every code path of a generated kernel on the verifier's small shapes:
-    whole rows with several rows per program and row tails; 16-wide chunks (many chunks, column tails)
-    on a persistent grid."""
+    whole rows with several rows per program and row tails; narrow chunks (many chunks, column tails)
+    on a persistent grid.
+
+    On the CPU the Triton interpreter pays per program and per loop iteration, not per element, and a
+    KernelBench loss keeps its rows thousands wide at every verified shape (its width is a tuple the
+    verifier does not shrink): 16-wide chunks made one probe of 95_CrossEntropyLoss take 9.5 minutes.
+    There the chunks are 256 wide (still several per row, with tails, at the verifier's widths) and a
+    program takes 8 rows; the whole-row path is left to best.py's own verification."""
+    if device == "cpu":
+        if kind == "pointwise":
+            return [("probe-pointwise", config(block=1024, warps=4, programs_per_sm=1))]
+        return [("probe-looped", config(one_pass=False, block=CPU_PROBE_BLOCK, rows=8, warps=4, programs_per_sm=1))]
     if kind == "pointwise":
         return [("probe-pointwise", config(block=64, warps=4, programs_per_sm=1))]
     return [("probe-one-pass", config(one_pass=True, rows=4, warps=4)),
             ("probe-looped", config(one_pass=False, block=16, rows=2, warps=4, programs_per_sm=1))]
+
+
+def accurate(cfg: dict, kind: str | None = None) -> dict | None:
+    """The accurate form of ``cfg`` (compensated row sums), or None when it already is or when there is
+    none (a pointwise kernel has no sums). For a probe that failed only on accuracy: the same code paths,
+    summed so that long rows keep fp32's precision."""
+    if kind == "pointwise" or cfg.get("accurate"):
+        return None
+    return {**cfg, "accurate": True}
 
 
 def ranked(kind: str, n_rows: int, n_cols: int) -> list[dict]:
@@ -92,4 +118,6 @@ def ranked(kind: str, n_rows: int, n_cols: int) -> list[dict]:
             add({**looped[0], "online": False})
     if not out:
         add(config(one_pass=True, rows=1, warps=4))
+    if n_cols >= ACCURATE_COLS:
+        return [accurate(cfg) or cfg for cfg in out]
     return out

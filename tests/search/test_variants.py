@@ -1,0 +1,45 @@
+"""Launch configurations: the accurate form for long rows, and probes the interpreter runs quickly."""
+
+from pathlib import Path
+
+from kernelwright.search import variants
+from kernelwright.search.capture import capture
+from kernelwright.search.codegen import generate
+from kernelwright.tasks.task import load_task
+
+TASKS = Path(__file__).parent / "tasks"
+
+
+def test_the_accurate_form_of_a_config():
+    looped = variants.config(one_pass=False, block=16, rows=2)
+    fixed = variants.accurate(looped)
+    assert fixed == {**looped, "accurate": True}
+    assert variants.accurate(fixed) is None                        # already accurate: nothing else to try
+    assert variants.accurate(variants.config(block=64), kind="pointwise") is None  # no sums to make accurate
+
+
+def test_rows_of_millions_rank_only_accurate_configs_and_short_rows_none():
+    long_rows = variants.ranked("rows", 16, 64 * 256 * 256)        # KernelBench 40_LayerNorm's bucket
+    assert long_rows and all(c.get("accurate") for c in long_rows)
+    assert not any(c.get("accurate") for c in variants.ranked("rows", 4096, 151936))
+    assert not any(c.get("accurate") for c in variants.ranked("pointwise", 4096, 1 << 20))
+
+
+def test_a_40_layernorm_shaped_program_generates_the_accurate_form():
+    task = load_task(TASKS / "layernorm_long_rows.py")
+    program = capture(task)
+    knobs = task.knobs
+    cols = knobs["features"] * knobs["dim1"] * knobs["dim2"]
+    ranked = variants.ranked(program.kind, knobs["batch_size"], cols)
+    source = generate(program, [((knobs["batch_size"], cols), ranked[0])])
+    assert "accurate=True" in source and 'ACCURATE=config.get("accurate", False)' in source
+    assert "_err = tl.where(" in source                            # the compensation itself is in the kernel
+
+
+def test_cpu_probes_take_few_wide_steps():
+    for kind in ("rows", "pointwise"):
+        gpu, cpu = variants.probes(kind), variants.probes(kind, device="cpu")
+        assert len(cpu) == 1 and len(cpu) <= len(gpu)
+        assert cpu[0][1]["block"] >= 16 * max(c["block"] for _, c in gpu if not c["one_pass"] or kind == "pointwise")
+    looped = variants.probes("rows", device="cpu")[0][1]
+    assert not looped["one_pass"] and looped["programs_per_sm"] and looped["rows"] > 1  # chunks, persistent, rows
