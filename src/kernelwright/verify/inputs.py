@@ -9,6 +9,7 @@ as the candidate's error.
 from __future__ import annotations
 
 import copy
+import time
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -38,18 +39,23 @@ class Case:
     init_inputs: list[Any]
     model: Any  # the task's Model in the case dtype, on CPU
     variants: list["Case"] = field(default_factory=list)  # more input sets of this shape, run after it
-
+    init_varied: bool = False  # built with other constructor arguments than get_init_inputs() returns
+    eager_s: float | None = None  # one call of the task's Model on these inputs, on the case's device
 
     def job(self, *, repeat: int) -> dict[str, Any]:
         """What the worker needs to run ModelNew on this case (no reference outputs, ever)."""
         return dict(id=self.id, seed=self.seed, dtype=self.dtype, init_inputs=self.init_inputs,
                     state_dict={k: v.clone() for k, v in self.model.state_dict().items()},
                     inputs=self.inputs, repeat=repeat, variants=[v.inputs for v in self.variants],
-                    probe=bool(self.variants))
+                    probe=bool(self.variants), eager_s=self.eager_s)
 
     def describe(self) -> dict[str, Any]:
-        return dict(id=self.id, shape=self.label, knobs=self.knobs, dtype=self.dtype,
-                    distribution=self.distribution, seed=self.seed)
+        found = dict(id=self.id, shape=self.label, knobs=self.knobs, dtype=self.dtype,
+                     distribution=self.distribution, seed=self.seed)
+        if self.init_varied:  # the reproducer needs them: they are not what get_init_inputs() returns
+            found["init_inputs"] = [v if isinstance(v, (bool, int, float, str, type(None))) else repr(v)
+                                    for v in self.init_inputs]
+        return found
 
 
 def redraw(x, distribution: str, generator, dtype: str = "float32"):
@@ -88,13 +94,17 @@ def redraw(x, distribution: str, generator, dtype: str = "float32"):
 
 
 def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str, int], dtype: str,
-               distribution: str, seed: int, model_seed: int | None = None) -> Case:
+               distribution: str, seed: int, model_seed: int | None = None,
+               init_override: dict[int, Any] | None = None) -> Case:
     """Inputs drawn from ``seed``; Model's parameters from ``model_seed`` (default: ``seed``), so several
-    input sets can share one model."""
+    input sets can share one model. ``init_override`` replaces constructor arguments by position; the
+    task's Model raising on them raises here."""
     import torch
 
     torch.manual_seed(seed)
     inputs, init_inputs = instantiate(module, knobs)
+    for position, value in (init_override or {}).items():
+        init_inputs[position] = value
     generator = torch.Generator().manual_seed(seed + 1)
     torch_dtype = getattr(torch, dtype)
     cast = []
@@ -105,21 +115,137 @@ def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str,
     model_seed = seed if model_seed is None else model_seed
     torch.manual_seed(model_seed)
     model = module.Model(*init_inputs).to(torch_dtype).eval()
-    return Case(case_id, label, dict(knobs), dtype, distribution, model_seed, cast, init_inputs, model)
+    return Case(case_id, label, dict(knobs), dtype, distribution, model_seed, cast, init_inputs, model,
+                init_varied=bool(init_override))
 
 
-def reference_outputs(case: Case, device: str) -> tuple[list, list]:
+def reference_outputs(case: Case, device: str, *, on_host: bool = False) -> tuple[list, list]:
     """(float64 reference, the task's Model at the case dtype), both as lists of tensors on ``device``
-    (judging a benchmark-size case on the GPU is far faster than copying it to the CPU first)."""
+    (judging a small case on the GPU is far faster than copying it to the CPU first).
+
+    ``on_host`` (a benchmark-size case, whose float64 reference and temporaries would take many times
+    the task's own memory): both come back on the CPU. Where the op treats rows of dim 0 independently
+    they are computed on ``device`` a slice of rows at a time; otherwise the Model in the case dtype
+    runs whole on ``device`` and the float64 reference on the CPU."""
     import torch
 
-    def run(model, inputs):
-        with torch.no_grad():
-            out = model.to(device)(*[x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs])
-        items = list(out) if isinstance(out, (tuple, list)) else [out]
-        return [torch.as_tensor(o).detach().to(device) for o in items]
-
-    eager = run(copy.deepcopy(case.model), case.inputs)
     as_double = [x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in case.inputs]
-    reference = run(copy.deepcopy(case.model).double(), as_double)
-    return reference, eager
+    if not on_host:
+        eager = _run(copy.deepcopy(case.model), case.inputs, device)
+        return _run(copy.deepcopy(case.model).double(), as_double, device), eager
+    if _rows_independent(case, device):
+        return _run_in_rows(case, device, double=True), _run_in_rows(case, device, double=False)
+    eager = [o.cpu() for o in _run(copy.deepcopy(case.model), case.inputs, device)]
+    _release(device)
+    return _run(copy.deepcopy(case.model).double(), as_double, "cpu"), eager
+
+
+SLICE_BYTES = 1 << 30  # float64 inputs per slice of rows when a benchmark-size reference is computed in rows
+PROBE_ROWS = 4  # rows on which independence along dim 0 is tried: the first half, the second, and both
+
+
+def _run(model, inputs: list, device: str) -> list:
+    import torch
+
+    with torch.no_grad():
+        out = model.to(device)(*[x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs])
+    items = list(out) if isinstance(out, (tuple, list)) else [out]
+    return [torch.as_tensor(o).detach().to(device) for o in items]
+
+
+def _release(device: str) -> None:
+    import torch
+
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()
+
+
+def _rows(inputs: list, start: int, end: int, device: str, double: bool) -> list:
+    import torch
+
+    def one(x):
+        if not isinstance(x, torch.Tensor):
+            return x
+        x = x[start:end].to(device)
+        return x.double() if double and x.is_floating_point() else x
+
+    return [one(x) for x in inputs]
+
+
+def _rows_independent(case: Case, device: str) -> bool:
+    """Whether every tensor input and output has the same length n ≥ 2 along dim 0 and the Model, in
+    float64 on its first PROBE_ROWS rows, gives the same as on two halves of them: rows can be sliced."""
+    import torch
+
+    tensors = [x for x in case.inputs if isinstance(x, torch.Tensor)]
+    if not tensors or any(x.dim() == 0 or x.shape[0] != tensors[0].shape[0] for x in tensors):
+        return False
+    n = min(tensors[0].shape[0], PROBE_ROWS)
+    if n < 2:
+        return False
+    model = copy.deepcopy(case.model).double().to(device)
+    try:
+        whole, first, second = [_run(model, _rows(case.inputs, a, b, device, True), device)
+                                for a, b in ((0, n), (0, n // 2), (n // 2, n))]
+    except Exception:  # noqa: BLE001 -- the task's Model may refuse a short batch: then not sliced
+        return False
+    if not (len(whole) == len(first) == len(second)):
+        return False
+    for w, a, b in zip(whole, first, second):
+        if w.dim() == 0 or (w.shape[0], a.shape[0], b.shape[0]) != (n, n // 2, n - n // 2):
+            return False
+        joined = torch.cat([a, b])
+        scale = float(w.abs().nan_to_num(0.0, 0.0, 0.0).max()) if w.numel() else 0.0
+        if joined.shape != w.shape or not torch.allclose(joined, w, rtol=1e-9, atol=1e-9 * scale, equal_nan=True):
+            return False
+    return True
+
+
+def _run_in_rows(case: Case, device: str, *, double: bool) -> list:
+    """The Model (in float64 when ``double``) over slices of rows on ``device``, gathered on the CPU."""
+    import torch
+
+    model = copy.deepcopy(case.model)
+    model = (model.double() if double else model).to(device)
+    tensors = [x for x in case.inputs if isinstance(x, torch.Tensor)]
+    n = tensors[0].shape[0]
+    row_bytes = sum(8 * x[0].numel() for x in tensors)
+    step = max(1, SLICE_BYTES // max(1, row_bytes))
+    gathered: list = []
+    for start in range(0, n, step):
+        end = min(n, start + step)
+        outs = _run(model, _rows(case.inputs, start, end, device, double), device)
+        if not gathered:
+            gathered = [torch.empty((n, *o.shape[1:]), dtype=o.dtype) for o in outs]
+        for whole, part in zip(gathered, outs):
+            whole[start:end] = part.cpu()
+        del outs
+    del model
+    _release(device)
+    return gathered
+
+
+def time_eager(case: Case, device: str) -> float | None:
+    """Wall seconds of one call of the task's own Model in the case dtype on ``device``, or None when it
+    raises there. The output is dropped at once: nothing the candidate can reach ever holds it."""
+    import torch
+
+    model = copy.deepcopy(case.model).to(device)
+    inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in case.inputs]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    try:
+        sync()
+        started = time.perf_counter()
+        with torch.no_grad():
+            out = model(*inputs)
+        sync()
+        elapsed = time.perf_counter() - started
+        del out
+    except Exception as exc:  # noqa: BLE001 -- a shape outside the op's domain: judged (skipped) later
+        if isinstance(exc, torch.OutOfMemoryError):
+            raise
+        return None
+    finally:
+        del model, inputs
+        _release(device)
+    return elapsed

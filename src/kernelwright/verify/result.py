@@ -20,6 +20,11 @@ Schema ``kernelwright.verify/1`` (``VerifyResult.as_json()``)::
       "log_tail": str,                    # the candidate process's last output, when it failed
       "environment": {"python", "torch", "triton", "device_name", "interpreter", "network_isolated",
                       "isolation_note", "fuzzer"},      # fuzzer: "hypothesis" or "random" (the case planner)
+      "notes": [str],                     # what was not tested, and why (a constructor value the task rejects)
+      "memory": {"task_bytes": int,       # inputs + outputs of the largest case (on a GPU, the benchmark shape)
+                 "largest_case": str,
+                 "parent_peak_bytes": int | null,   # peak allocated GPU memory of the verifying process
+                 "worker_peak_bytes": int | null},  # and of the candidate's worker; null on the CPU
       "seconds": float
     }
 
@@ -28,7 +33,9 @@ Fields added within schema version 1 (additive; readers of the older fields are 
 ``environment.fuzzer``; static-policy failures carry ``rule`` (e.g. ``"import:os"``) and ``line``; a
 failure seen on a later call of the same case carries ``call`` (0-based) and, for a variant input set,
 ``variant_seed``; sanitizer failures carry ``report``. Case ``shape`` may be ``"fuzz"`` (planned by the
-property-based fuzzer) and ``distribution`` may be ``"extreme"`` or ``"special"``.
+property-based fuzzer) and ``distribution`` may be ``"extreme"`` or ``"special"``. ``notes``, ``memory``
+and a case's ``init_inputs`` (present when the case was built with other constructor arguments than
+``get_init_inputs()`` returns; its ``shape`` is then ``"init"``) were added for issue 11.
 
 Check names (``failures[].check``): static policy — ``forbidden_import``, ``forbidden_call``,
 ``monkeypatch``, ``reads_reference``, ``side_stream``, ``cuda_policy``; worker guards —
@@ -59,6 +66,8 @@ class VerifyResult:
     cases: list[dict[str, Any]] = field(default_factory=list)
     log_tail: str = ""
     environment: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    memory: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -76,4 +85,5 @@ class VerifyResult:
         return {"schema": SCHEMA, "accepted": self.accepted, "task": self.task, "task_path": self.task_path,
                 "candidate": self.candidate, "device": self.device, "failures": self.failures,
                 "checks": self.checks, "cases": self.cases, "log_tail": self.log_tail,
-                "environment": self.environment, "seconds": round(self.seconds, 3)}
+                "environment": self.environment, "notes": self.notes, "memory": self.memory,
+                "seconds": round(self.seconds, 3)}

@@ -17,8 +17,8 @@ from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import draw_shapes
 from kernelwright.tasks.task import candidate_file, Task, load_task
-from kernelwright.verify import checks, fuzz, static, tolerance
-from kernelwright.verify.inputs import DISTRIBUTIONS, Case, build_case, reference_outputs
+from kernelwright.verify import checks, constructor, fuzz, memory, static, tolerance
+from kernelwright.verify.inputs import DISTRIBUTIONS, Case, build_case, reference_outputs, time_eager
 from kernelwright.verify.result import VerifyResult
 
 MIN_SHAPES = 8
@@ -30,12 +30,16 @@ REPEATS = 2  # every case runs twice: the second run must match the first bit fo
 # process: a result cached by pointer, id, shape or content is stale on them, and a cache grows.
 PROBES_PER_DTYPE = 1
 VARIANTS = 2
+# A case whose inputs exceed this is judged from the host: its reference computed in slices of rows where
+# the op allows, its outputs compared slice by slice on the device (only the benchmark shape, on a GPU).
+HOST_JUDGE_BYTES = 256 << 20
 
 
 def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int | None = None,
-               benchmark_shape: bool = True) -> list[Case]:
+               benchmark_shape: bool = True, notes: list[str] | None = None) -> list[Case]:
     """Shapes × dtypes, distributions cycling so every dtype sees the task's own inputs and signed ones.
-    On a GPU the benchmark shape (the file's own knobs) is verified too."""
+    On a GPU the benchmark shape (the file's own knobs) is verified too. A few cases carry other
+    constructor arguments (``notes`` collects those the task's own Model rejects)."""
     rng_seed = secrets.randbits(31) if seed is None else seed
     on_cpu = device == "cpu"
     drawn = draw_shapes(task, count=shapes, budget=ELEMENT_BUDGET["cpu" if on_cpu else "cuda"], seed=rng_seed,
@@ -62,7 +66,39 @@ def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int |
             case.variants = [build_case(module, case_id=f"{case.id}-v{v}", label=case.label, knobs=case.knobs,
                                         dtype=dtype, distribution=case.distribution, seed=seeds.randrange(2**31),
                                         model_seed=case.seed) for v in range(VARIANTS)]
+    cases += _constructor_cases(module, task, cases, seeds, notes if notes is not None else [])
     return cases
+
+
+def _constructor_cases(module, task: Task, cases: list[Case], seeds, notes: list[str]) -> list[Case]:
+    """Cases built with other constructor arguments (see ``constructor``), in the task's most precise
+    dtype on drawn shapes: a near value on small-magnitude inputs (where an eps shows), far ones on normal."""
+    import torch
+
+    dtype = min(task.dtype_names, key=lambda d: torch.finfo(getattr(torch, d)).eps)
+    shapes = [c for c in cases if c.dtype == dtype and c.label not in ("fuzz", "benchmark", "tiny")] or cases
+    built = []
+    for n, (position, value, kind) in enumerate(constructor.variations(module, cases[0].init_inputs)):
+        base = shapes[n % len(shapes)]
+        try:
+            built.append(build_case(module, case_id=f"init-{n}-{dtype}", label="init", knobs=base.knobs, dtype=dtype,
+                                    distribution="small" if kind == "near" else "normal",
+                                    seed=seeds.randrange(2**31), init_override={position: value}))
+        except Exception as exc:  # noqa: BLE001 -- the task's own Model refuses the value: not a test
+            notes.append(f"constructor argument {position} = {value!r} skipped: the task's own Model rejects it "
+                         f"({type(exc).__name__}: {exc})"[:300])
+    return built
+
+
+def _time_eager(cases: list[Case], device: str) -> None:
+    """Each case's ``eager_s``, from one call per distinct shape and dtype (a hang deadline needs a scale,
+    not a benchmark)."""
+    timed: dict = {}
+    for case in cases:
+        key = (tuple(sorted(case.knobs.items())), case.dtype)
+        if key not in timed:
+            timed[key] = time_eager(case, device)
+        case.eager_s = timed[key]
 
 
 def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limits: Limits = Limits(),
@@ -97,7 +133,31 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
         if violations:  # policy violations are not run at all: they may open sockets or spawn processes
             result.seconds = time.monotonic() - started
             return result
-    cases = plan_cases(task_obj, device, shapes=shapes, seed=seed, benchmark_shape=benchmark_shape)
+    memory.reset_peak(device)
+    try:
+        return _verify_cases(result, task_obj, candidate_path, extensions, started, device=device, limits=limits,
+                             shapes=shapes, seed=seed, sanitize=sanitize, benchmark_shape=benchmark_shape)
+    except Exception as exc:
+        import torch
+
+        if not isinstance(exc, torch.OutOfMemoryError):
+            raise
+        # the fit check estimates; a Model whose own temporaries are many times its outputs can still not fit
+        raise UsageError(memory.does_not_fit(task_obj.name, result.memory.get("task_bytes") or 0,
+                                             memory.free_device_bytes(device))) from None
+
+
+def _verify_cases(result: VerifyResult, task_obj: Task, candidate_path: Path, extensions: dict, started: float, *,
+                  device: str, limits: Limits, shapes: int, seed: int | None, sanitize: bool,
+                  benchmark_shape: bool) -> VerifyResult:
+    notes: list[str] = []
+    cases = plan_cases(task_obj, device, shapes=shapes, seed=seed, benchmark_shape=benchmark_shape, notes=notes)
+    largest = memory.largest(cases)
+    result.memory = {"task_bytes": memory.case_bytes(largest), "largest_case": largest.id,
+                     "parent_peak_bytes": None, "worker_peak_bytes": None}
+    result.notes += notes
+    memory.check_fits(task_obj.name, result.memory["task_bytes"], device)
+    _time_eager(cases, device)
     by_id = {c.id: c for c in cases}
     outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()),
                           "allowed_ops": extensions["ops"], "cases": [c.job(repeat=REPEATS) for c in cases]},
@@ -107,13 +167,14 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
     if not outcome.ok:
         result.fail(outcome.reason or "worker", outcome.message, None, traceback=(outcome.report or {}).get("traceback", ""))
         result.log_tail = outcome.log_tail
+        result.memory["parent_peak_bytes"] = memory.peak_bytes(device)
         result.seconds = time.monotonic() - started
         return result
-    runs_by_case = {case_id: [[o.to(device) for o in run] for run in runs]
-                    for case_id, runs in (load_result(outcome) or {}).items()}
+    result.memory["worker_peak_bytes"] = outcome.report.get("peak_bytes")
+    runs_by_case = load_result(outcome) or {}  # on the host: each case's runs reach the device only when judged
     for reported in outcome.report["cases"]:
         case = by_id[reported["id"]]
-        result.cases.append(_judge(result, case, reported, runs_by_case.get(case.id, []), task_obj, device))
+        result.cases.append(_judge(result, case, reported, runs_by_case.pop(case.id, []), task_obj, device))
     if result.cases and all(c.get("skipped") for c in result.cases):
         raise UsageError(f"Task {task_obj.name}: its own Model raises at every drawn shape "
                          f"({result.cases[0]['skipped']}); fix the task file or declare legal shapes "
@@ -128,6 +189,7 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
         run_sanitizer(result, cases, candidate_path, device, limits)
     if not result.accepted:
         result.log_tail = result.log_tail or outcome.log_tail
+    result.memory["parent_peak_bytes"] = memory.peak_bytes(device)
     if device.startswith("cuda"):
         import torch
 
@@ -150,17 +212,23 @@ def task_extensions(task: Task) -> dict[str, list[str]]:
 
 
 def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: Task, device: str) -> dict:
-    """Every check of one case; failures go into ``result`` with the case as reproducer."""
+    """Every check of one case; failures go into ``result`` with the case as reproducer. A benchmark-size
+    case stays on the host and is compared on the device a slice at a time."""
     entry = {**case.describe(), "passed": False, "outputs": []}
+    on_host = memory.tensor_bytes(case.inputs) > HOST_JUDGE_BYTES
+    if not on_host:
+        runs = [[o.to(device) for o in run] for run in runs]
     # (the candidate's process has exited: the reference is computed only now)
     try:
-        refs, eagers = reference_outputs(case, device)
+        refs, eagers = reference_outputs(case, device, on_host=on_host)
     except Exception as exc:  # noqa: BLE001 -- the task's own Model: a shape outside the op's domain judges nothing
         import torch
 
         if isinstance(exc, torch.OutOfMemoryError):
             raise  # the machine's limit, not the op's: never a silently skipped case
         entry["skipped"] = f"the task's own Model raises here: {type(exc).__name__}: {exc}"[:300]
+        if case.init_varied:
+            result.notes.append(f"constructor arguments {entry['init_inputs']} skipped: {entry['skipped']}"[:300])
         return entry
     result.record("process", "error" not in reported)
     if "error" in reported:
@@ -180,21 +248,21 @@ def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: T
     _record(result, "structure", structure, case)
     if not structure:
         base = tolerance.for_dtype(case.dtype, atol=task.atol, rtol=task.rtol)
-        value_failures, stats = checks.check_values(runs[0], refs, eagers, base)
+        value_failures, stats = checks.check_values(runs[0], refs, eagers, base, device)
         entry["outputs"] = stats
         repeats = runs[:REPEATS]
         # Each variant input set (same shape, new values, later in the same process) is judged on its own.
         for variant, outs in zip(case.variants, runs[REPEATS:]):
-            v_refs, v_eagers = reference_outputs(variant, device)
+            v_refs, v_eagers = reference_outputs(variant, device, on_host=on_host)
             more = checks.check_structure(outs, v_eagers)
             if not more:
-                more, _ = checks.check_values(outs, v_refs, v_eagers, base)
+                more, _ = checks.check_values(outs, v_refs, v_eagers, base, device)
             for f in more:
                 f.message = f"on a new input set of the same shape (call {REPEATS + case.variants.index(variant) + 1}): " + f.message
                 f.details["variant_seed"] = variant.seed
             value_failures += more
         _record(result, "values", value_failures, case)
-        _record(result, "determinism", checks.check_determinism(repeats), case)
+        _record(result, "determinism", checks.check_determinism(repeats, device), case)
     if reported.get("note"):
         entry["note"] = reported["note"]
     entry["passed"] = len(result.failures) == before
