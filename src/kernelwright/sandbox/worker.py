@@ -186,7 +186,9 @@ def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards) -> d
             if reason.startswith("cuda") or reason == "exit_called":
                 break  # the CUDA context is gone; later cases cannot run
     torch.save(saved, os.path.join(scratch, "result.pt"))
-    return {"status": "ok", "cases": results, "torch": torch.__version__}
+    # the verifier records its own peak GPU memory beside the worker's (None on the CPU: not measured)
+    peak = int(torch.cuda.max_memory_allocated()) if device.startswith("cuda") else None
+    return {"status": "ok", "cases": results, "torch": torch.__version__, "peak_bytes": peak}
 
 
 def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allowed, budget: float) -> dict:
