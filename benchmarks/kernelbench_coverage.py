@@ -2,7 +2,7 @@
 
 For every selected level-1 file (activations, softmax/log-softmax, norms, reductions over a dimension,
 elementwise losses, plus the scans as out-of-target controls that must be refused): run
-``kernelwright.optimize.optimize(file, device="cpu")`` and record whether the generator covers it (else
+``kernelwright.run.optimize(file, device="cpu")`` and record whether the generator covers it (else
 the one-sentence refusal naming the op), whether ``best.py`` passed the verifier (else its first failure)
 and the seconds it took. The verifier shrinks the task's shape knobs to the interpreter's budget; a file
 whose Model cannot be built at a shrunk shape, or whose verification runs past ``--timeout`` per worker
@@ -45,7 +45,7 @@ from rich.table import Table
 
 from kernelwright.errors import KernelwrightError
 from kernelwright.hardware import describe
-from kernelwright.optimize import OptimizeLimit, optimize
+from kernelwright.run import OptimizeLimit, optimize
 from kernelwright.sandbox.runner import Limits
 from kernelwright.search.capture import capture
 from kernelwright.tasks.task import load_task

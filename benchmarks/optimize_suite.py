@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.table import Table
 
 from kernelwright.hardware import describe, resolve_device
-from kernelwright.optimize import OptimizeLimit, optimize
+from kernelwright.run import OptimizeLimit, optimize
 from kernelwright.tasks import bundled_names
 
 COLUMNS = ("task", "shape", "dtype", "status", "run_s", "projected_s", "rounds", "stop", "best_ms", "gbps",
-           "pct_copy", "x_eager", "x_native", "x_compile", "x_fastest", "fastest_baseline", "config", "note")
+           "pct_copy", "x_eager", "x_native", "x_compile", "x_fastest", "fastest_baseline", "verdict", "config", "note")
 SHOWN = ("task", "shape", "status", "run_s", "rounds", "gbps", "pct_copy", "x_eager", "x_native", "x_compile")
 
 
@@ -38,6 +38,7 @@ def rows_for(task: str, result, seconds: float) -> list[dict]:
                 "status": "verified" if result.accepted else "failed", "run_s": round(seconds, 1),
                 "rounds": result.tuning.get("rounds_run"), "stop": result.tuning.get("stopped"),
                 "projected_s": result.tuning.get("projected_end_s"),
+                "verdict": result.verdict.get("sentence"),
                 "config": bucket["config"], "note": "" if result.accepted else result.message}
         if row:
             speed = row.get("speedup", {})

@@ -209,43 +209,44 @@ def device(
 def optimize(
     task: str = typer.Argument(..., help="a task file or a bundled task name"),
     agent: str = typer.Option("offline", help="offline (no key, no network) or anthropic:MODEL, openai:MODEL, "
-                                              "openai-compatible:URL:MODEL"),
-    budget: Optional[int] = typer.Option(None, help="tuning rounds on a GPU at most (default 10; the CPU tunes "
-                                                    "nothing)"),
+                                              "openai-compatible:URL:MODEL, replay:RUN_DIR"),
+    budget: Optional[int] = typer.Option(None, help="offline: tuning rounds on a GPU at most (default 10; the CPU "
+                                                    "tunes nothing); LLM agents: candidates (default 24)"),
     out: Optional[Path] = typer.Option(None, help="run directory (default kernelwright-runs/TASK); the same "
                                                   "directory resumes a killed run"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     max_tokens: Optional[int] = typer.Option(None, help="LLM agents: stop after this many tokens in all"),
     max_dollars: Optional[float] = typer.Option(None, help="LLM agents: stop after this many dollars"),
-    max_minutes: Optional[float] = typer.Option(None, help="stop after this many minutes: LLM agents (default no "
-                                                           "limit); offline: no tuning round that would end the "
-                                                           "run later (default 3; 0: no limit)"),
+    max_minutes: Optional[float] = typer.Option(None, help="time budget: offline, the run ends within it plus a tenth "
+                                                           "(default 3; 0: no limit); LLM agents stop after it "
+                                                           "(default no limit)"),
     samples: int = typer.Option(4, min=1, help="LLM agents: writer samples per round"),
     rounds: int = typer.Option(6, min=1, help="LLM agents: rounds of refinement at most"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.optimize/1); "
+                                                       "progress goes to stderr"),
 ) -> None:
-    """Capture, generate, verify and tune Triton kernels for a task; keep the best as OUT/best.py."""
-    if agent != "offline":  # the LLM agent team (kernelwright.agents); --budget counts its candidates
-        _optimize_with_agent(task, agent, out, device, dict(candidates=budget, tokens=max_tokens, dollars=max_dollars,
-                                                            minutes=max_minutes, samples=samples, rounds=rounds))
-    from kernelwright.optimize import OptimizeLimit, optimize as run_optimize
+    """Search, verify and tune kernels for a task; keep the best as OUT/best.py. Exit 0 a verified kernel (one
+    slower than its fastest baseline is reported in the verdict, not an error), 1 op not covered or nothing
+    verified, 2 usage error."""
+    from kernelwright.run import OptimizeLimit, optimize as run_optimize
     from kernelwright.search.report import render_optimize
 
+    log = errors if as_json else console
     try:
-        with console.status("starting") as status:
+        with log.status("starting") as status:
             result = run_optimize(task, agent=agent, budget=budget, out=out, device=device, minutes=max_minutes,
-                                  report=lambda msg: (status.update(msg), console.log(msg, highlight=False)))
+                                  tokens=max_tokens, dollars=max_dollars, samples=samples, rounds=rounds,
+                                  report=lambda msg: (status.update(escape(msg)),
+                                                      log.log(msg, highlight=False, markup=False)))
     except OptimizeLimit as exc:
         errors.print(f"[bold red]not covered:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
     except KernelwrightError as exc:
         _fail_usage(exc)
-    render_optimize(console, result)
-    tuning = result.tuning
-    if tuning and result.device != "cpu":
-        console.print(f"tuning: {tuning['rounds_run']} of {tuning['rounds_budget']} round(s), stopped: "
-                      f"{tuning['stopped']}; run {result.seconds:.0f} s"
-                      + (f" of a {tuning['time_budget_s']:.0f}-s budget" if tuning.get("time_budget_s") else ""),
-                      highlight=False)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2, default=str))
+    else:
+        render_optimize(console, result)
     raise typer.Exit(0 if result.accepted else 1)
 
 
@@ -258,13 +259,18 @@ def package(
                                                   "the candidate's file name)"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    allow_slower: bool = typer.Option(False, "--allow-slower", help="package a run whose best kernel is slower "
+                                                                    "than its fastest baseline"),
 ) -> None:
     """Verify a candidate and write a Hugging Face `kernels` repository. Exit 0 written, 1 candidate rejected
-    (nothing written), 2 usage error (nothing written)."""
-    from kernelwright.package import CandidateRejected, package as run_package
+    or slower than its fastest baseline (nothing written), 2 usage error (nothing written)."""
+    from kernelwright.package import CandidateRejected, SlowerThanBaseline, package as run_package
 
     try:
-        result = run_package(source, name=name, out=out, task=task, device=device)
+        result = run_package(source, name=name, out=out, task=task, device=device, allow_slower=allow_slower)
+    except SlowerThanBaseline as exc:
+        errors.print(f"[bold red]not packaged:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     except CandidateRejected as exc:
         errors.print(f"[bold red]rejected:[/] {escape(str(exc))}", highlight=False)
         for failure in exc.result.failures[:5]:
@@ -328,27 +334,6 @@ def e2e(
         console.print(f"[yellow]note:[/] {escape(str(note))}", highlight=False)
     console.print(f"wrote {out / 'e2e.json'}, {out / 'e2e.csv'}, {out / 'e2e.png'}", markup=False, highlight=False)
     raise typer.Exit(1 if check and not check["passed"] else 0)
-
-
-def _optimize_with_agent(task: str, agent: str, out: Optional[Path], device: str, limits: dict) -> None:
-    """``optimize --agent anthropic:MODEL|openai:MODEL|openai-compatible:URL:MODEL|replay:RUN_DIR``."""
-    from kernelwright.agents.session import optimize_with_agent
-
-    try:
-        result = optimize_with_agent(task, agent=agent, out=out, device=device, **limits,
-                                     report=lambda msg: console.log(msg, highlight=False, markup=False))
-    except KernelwrightError as exc:
-        _fail_usage(exc)
-    totals = result.totals
-    cost = f"${totals['dollars']:.2f}" + (" (some calls unpriced)" if totals["calls_without_price"] else "")
-    console.print(f"stopped: {result.stop_reason}; {result.candidates} candidates, {result.accepted} accepted; "
-                  f"{totals['calls']} LLM calls, {totals['tokens']} tokens, {cost}", highlight=False)
-    if result.best_path is None:
-        console.print(f"[bold red]no accepted kernel[/] (run directory {result.run_dir})")
-        raise typer.Exit(1)
-    score = f"{result.best_score:.2f}× the fastest baseline" if result.best_score else "untimed"
-    console.print(f"[bold green]best[/] {result.best} ({score}) → {result.best_path}", highlight=False)
-    raise typer.Exit(0)
 
 
 if __name__ == "__main__":

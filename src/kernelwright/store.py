@@ -8,7 +8,8 @@ Guarantees:
 
 * WAL journal and ``synchronous=FULL``; every write is its own committed transaction, so a process
   killed with SIGKILL loses at most the write it was in the middle of, never a finished one.
-* Resume: :meth:`Store.find_evaluation` returns a finished evaluation of the same source (by sha256),
+* Resume: :meth:`Store.resume_run` marks a run row running again (one row per run directory);
+  :meth:`Store.find_evaluation` returns a finished evaluation of the same source (by sha256),
   kind, device and settings, so a restarted run skips it.
 * Generic: other modules may add their own tables to the same file (``store.connection``), e.g. LLM
   calls keyed by ``candidate_id``; :meth:`Store.ensure_schema` runs their ``CREATE TABLE IF NOT EXISTS``.
@@ -155,6 +156,12 @@ class Store:
             "INSERT INTO runs(task, agent, device, config, status, started) VALUES (?, ?, ?, ?, 'running', ?)",
             (task, agent, device, _canonical(config), time.time()))
         return int(cur.lastrowid)
+
+    def resume_run(self, run_id: int, *, config: dict[str, Any] | None = None) -> None:
+        """Mark a run running again (a killed or finished run started anew in its directory), with the
+        options it now runs under."""
+        self.connection.execute("UPDATE runs SET status = 'running', finished = NULL, config = ? WHERE id = ?",
+                                (_canonical(config), run_id))
 
     def finish_run(self, run_id: int, status: str = "finished") -> None:
         self.connection.execute("UPDATE runs SET status = ?, finished = ? WHERE id = ?", (status, time.time(), run_id))

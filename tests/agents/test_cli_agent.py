@@ -17,23 +17,23 @@ def test_missing_key_and_bad_agent_are_exit_2_with_one_sentence(monkeypatch, tmp
 
 
 def test_budget_flags_reach_the_conductor(monkeypatch, tmp_path):
-    from types import SimpleNamespace
-
-    from typer.testing import CliRunner
-
-    from kernelwright.cli import app
+    """The CLI calls the one entry point; it picks the LLM team, which gets every budget flag."""
+    from kernelwright.run.result import OptimizeResult
 
     seen = {}
 
     def fake(task, **kwargs):
         seen.update(kwargs)
-        return SimpleNamespace(totals={"dollars": 0.0, "calls_without_price": 0, "calls": 0, "tokens": 0},
-                               stop_reason="tokens", candidates=0, accepted=0, best_path=None, run_dir=tmp_path)
+        return OptimizeResult(task=task.name, agent=kwargs["agent"], out=tmp_path, device="cpu", best_path=None,
+                              accepted=False, message="no candidate was accepted", verdict={"status": "none"},
+                              session={"stop_reason": "tokens", "candidates": 0, "accepted": 0,
+                                       "totals": {"dollars": 0.0, "calls_without_price": 0, "calls": 0, "tokens": 0}})
 
-    monkeypatch.setattr("kernelwright.agents.session.optimize_with_agent", fake)
+    monkeypatch.setattr("kernelwright.agents.session.run_llm_team", fake)
     result = CliRunner().invoke(app, ["optimize", "rmsnorm", "--agent", "replay:x", "--budget", "5", "--max-tokens",
                                       "1000", "--max-dollars", "0.5", "--max-minutes", "3", "--samples", "2",
                                       "--rounds", "4", "--device", "cpu"])
     assert result.exit_code == 1  # no accepted kernel in the fake result
     assert {k: seen[k] for k in ("candidates", "tokens", "dollars", "minutes", "samples", "rounds")} == dict(
         candidates=5, tokens=1000, dollars=0.5, minutes=3.0, samples=2, rounds=4)
+    assert "stopped: tokens" in result.output and "NO VERIFIED KERNEL" in result.output

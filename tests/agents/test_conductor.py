@@ -7,6 +7,8 @@ kernel: CPU timings under the Triton interpreter mean nothing, so the test contr
 import json
 import sqlite3
 
+import pytest
+
 from fakes import EXAMPLE, Counter, fake_bench, fake_verify, kernel, scripted_answer
 
 from kernelwright.agents import Budget, ScriptedProvider, Strategy, run_session
@@ -91,3 +93,33 @@ def test_replay_gives_the_same_session_without_calling_a_model(tmp_path):
         "SELECT call_key, reply FROM llm_calls ORDER BY call_key").fetchall()
     assert rec == rep  # every reply came from the recording
     assert verify.calls and not bench.calls  # verified afresh, ranked by the recorded timings
+
+
+def test_the_verdict_compares_the_best_with_the_fastest_baseline(tmp_path, monkeypatch):
+    """Fake GPU timings: the best kernel (0.3 ms) against eager at 1.0 ms, then against eager at 0.1 ms."""
+    import kernelwright.hardware as hardware
+
+    monkeypatch.setattr(hardware, "resolve_device", lambda device: "cuda:0")
+    monkeypatch.setattr(hardware, "describe", lambda device: {"device_name": "fake GPU"})
+
+    def timed(eager_ms):
+        inner = fake_bench()
+
+        def bench(path):
+            data = inner(path)
+            row = data["rows"][0]
+            row["timings"]["eager"]["median_ms"] = eager_ms
+            return {**data, "timings_meaningful": True}
+        return bench
+
+    fast = session(tmp_path / "fast", bench=timed(1.0), device="cuda")
+    assert fast.verdict["status"] == "faster" and fast.verdict["ratio_geomean"] == pytest.approx(1 / 0.3)
+    assert fast.verdict["sentence"] == "faster than eager PyTorch by 3.33x (at its one shape)"
+    slow = session(tmp_path / "slow", bench=timed(0.1), device="cuda")
+    assert slow.verdict["status"] == "slower"
+    summary = json.loads((tmp_path / "slow" / "summary.json").read_text())
+    assert summary["verdict"]["sentence"] == "verified but 3.00x slower than eager PyTorch (at its one shape): not worth using"
+    rows = (tmp_path / "slow" / "bench_results.csv").read_text().splitlines()
+    assert rows[0].startswith("candidate,candidate_id,role,parent,round,knobs,dtype,implementation")  # one layout
+    with sqlite3.connect(tmp_path / "slow" / "run.sqlite") as con:
+        assert con.execute("SELECT COUNT(*), MIN(status) FROM runs").fetchone() == (1, "finished")

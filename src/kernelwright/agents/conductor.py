@@ -12,15 +12,15 @@ One session, round by round::
           rounds, or the last round; then best.py and summary.json
 
 Every LLM call goes through the journal under a key naming its place in the search (``r02/s01/fix1``) and
-every evaluation through the store, so a killed session resumes without repeating either, and a recorded
-one replays. Rejections are kept: their sentences reach the next prompts.
+every evaluation through the run layer's ledger (``run/ledger.py``: one run row per run directory, reused
+on resume), so a killed session resumes without repeating either, and a recorded one replays. The files
+are written by ``run/artifacts.py``, in the layout the offline agent uses too. Rejections are kept: their
+sentences reach the next prompts.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import os
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
@@ -34,6 +34,9 @@ from kernelwright.agents.extract import ExtractionError
 from kernelwright.agents.llm.journal import Exchange, Journal, ReplayProvider
 from kernelwright.agents.llm.pricing import PriceTable, load_prices
 from kernelwright.errors import UsageError
+from kernelwright.run.artifacts import RunDir, bench_csv_rows
+from kernelwright.run.ledger import Ledger, heartbeat
+from kernelwright.run.verdict import judge
 from kernelwright.store import Store, sha256
 
 
@@ -105,9 +108,15 @@ class SessionResult:
     candidates: int
     accepted: int
     totals: dict[str, Any] = field(default_factory=dict)
+    verdict: dict[str, Any] = field(default_factory=dict)  # run.verdict.judge(): best against the fastest baseline
+    bench: dict[str, Any] | None = None                     # the best kernel's bench JSON
+    evaluations: dict[str, int] = field(default_factory=dict)  # run / reused counts
+    resumed: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {**asdict(self), "run_dir": str(self.run_dir), "best_path": str(self.best_path) if self.best_path else None}
+        data = {**asdict(self), "run_dir": str(self.run_dir), "best_path": str(self.best_path) if self.best_path else None}
+        data.pop("bench")
+        return data
 
 
 def default_seeds(task_name: str) -> list[tuple[str, str]]:
@@ -145,6 +154,7 @@ class Conductor:
         self.budget, self.strategy = budget, strategy
         self.prices = prices or load_prices()
         self.out = Path(out)
+        self.dir = RunDir(self.out)
         self.evaluator = evaluator or Evaluator(str(self.task.path), self.device)
         self.seeds = default_seeds(self.task.name) if seeds is None else seeds
         self._log = log
@@ -172,18 +182,13 @@ class Conductor:
             self._log(event + (": " + ", ".join(f"{k}={v}" for k, v in fields.items()) if fields else ""))
 
     def open(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.store = Store.open(self.out / "run.sqlite")
         config = {"budget": asdict(self.budget), "strategy": asdict(self.strategy), "device": self.device}
-        row = self.store.connection.execute(
-            "SELECT id FROM runs WHERE task = ? AND agent = ? AND status = 'running' ORDER BY id DESC LIMIT 1",
-            (self.task.name, self.provider.label)).fetchone()
-        if row:
-            self.run_id = row[0]
+        self.ledger = Ledger.open(self.dir, task=self.task.name, agent=self.provider.label, device=self.device,
+                                  config=config)
+        self.store, self.run_id = self.ledger.store, self.ledger.run_id
+        if self.ledger.resumed:
             self.log("resume", run_id=self.run_id)
         else:
-            self.run_id = self.store.start_run(task=self.task.name, agent=self.provider.label, device=self.device,
-                                               config=config)
             self.log("start", run_id=self.run_id, task=self.task.name, agent=self.provider.label, **config)
         self.journal = Journal(self.store.connection, self.run_id, self.provider, self.prices)
 
@@ -236,36 +241,22 @@ class Conductor:
     def add(self, name: str, filename: str, source: str, *, role: str, parent: Entry | None = None,
             key: str | None = None, meta: dict[str, Any] | None = None, folder: str | None = None) -> Entry:
         """Write the source (to ``candidates/<folder or name>/<filename>``) first, then record it."""
-        rel = Path("candidates") / (folder or name) / filename
-        path = self.out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if not path.exists() or path.read_text() != source:
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(source)
-            os.replace(tmp, path)
-        row = self.store.connection.execute(
-            "SELECT id FROM candidates WHERE run_id = ? AND source_path = ? AND source_sha = ?",
-            (self.run_id, str(rel), sha256(source))).fetchone()
-        if row:
-            cid = row[0]
-        else:
-            cid = self.store.add_candidate(self.run_id, source_path=rel, source=source, role=role,
-                                           agent=self.provider.label, name=name,
-                                           parent_id=parent.id if parent else None, meta={**(meta or {}), "key": key})
-            if key:
-                self.journal.link(key, cid)
+        cid, path = self.ledger.candidate(name, source, role=role, parent=parent.id if parent else None,
+                                          folder=folder or name, filename=filename, meta={**(meta or {}), "key": key})
+        if key:
+            self.journal.link(key, cid)
         entry = Entry(name, cid, role, path, source, parent.name if parent else None, key)
         self.entries[name] = entry
         return entry
 
     def evaluate(self, entries: list[Entry]) -> None:
         """Verify in parallel, then bench the accepted ones one at a time; finished evaluations are reused."""
-        dev = self.device
+        dev, ledger = self.device, self.ledger
         vset, bset = self.evaluator.settings("verify"), self.evaluator.settings("bench")
         verdicts: dict[str, tuple[dict, float]] = {}
         todo = []
         for e in entries:
-            hit = self.store.find_evaluation(sha256(e.source), "verify", dev, vset)
+            hit = ledger.lookup(e.source, "verify", vset)
             if hit:
                 verdicts[e.name] = (hit.result, hit.seconds)
             else:
@@ -275,8 +266,7 @@ class Conductor:
             for future in as_completed(futures):
                 e = futures[future]
                 result, seconds = future.result()
-                self.store.add_evaluation(e.id, "verify", "accepted" if result.get("accepted") else "rejected", result,
-                                          seconds=seconds, device=dev, settings=vset)
+                ledger.record(e.id, "verify", result, seconds, vset)
                 verdicts[e.name] = (result, seconds)
                 self.log("verify", candidate=e.name, accepted=bool(result.get("accepted")),
                          checks=sorted({f["check"] for f in result.get("failures", [])}))
@@ -284,20 +274,19 @@ class Conductor:
             result, vs = verdicts[e.name]
             bench_json, bs = None, 0.0
             if result.get("accepted"):
-                hit = self.store.find_evaluation(sha256(e.source), "bench", dev, bset)
+                hit = ledger.lookup(e.source, "bench", bset)
                 recorded = None if hit else self._recorded_bench(e.source, dev, bset)
                 if hit:
                     bench_json, bs = hit.result, hit.seconds
                 elif recorded:  # a replay ranks by the recorded timings, so it takes the recorded path
                     bench_json, bs = recorded.result, recorded.seconds
-                    self.store.add_evaluation(e.id, "bench", recorded.status, bench_json, seconds=bs, device=dev,
-                                              settings=bset)
+                    ledger.record(e.id, "bench", bench_json, bs, bset)
                     self.log("bench", candidate=e.name, ok=bool(bench_json.get("ok")), score=analyst.score(bench_json),
                              replayed=True)
                 else:
-                    bench_json, bs = self.evaluator.bench(e.path)
-                    self.store.add_evaluation(e.id, "bench", "ok" if bench_json.get("ok") else "failed", bench_json,
-                                              seconds=bs, device=dev, settings=bset)
+                    with heartbeat(self._log, f"benchmarking {e.name}"):
+                        bench_json, bs = self.evaluator.bench(e.path)
+                    ledger.record(e.id, "bench", bench_json, bs, bset)
                     self.log("bench", candidate=e.name, ok=bool(bench_json.get("ok")), score=analyst.score(bench_json))
             e.judgement = Judgement(result, bench_json, vs, bs)
             if not e.accepted:
@@ -433,6 +422,7 @@ class Conductor:
     def run(self) -> SessionResult:
         self.open()
         reason = None
+        reason, status = None, "failed"
         try:
             self.seed()
             best_score, stale = (self.ranked()[0].score if self.ranked() else None), 0
@@ -470,66 +460,44 @@ class Conductor:
                         break
                 self._write_csv()
             reason = reason or self.stop_reason() or "rounds"
-            return self.finish(reason)
+            result = self.finish(reason)
+            status = "finished"
+            return result
         finally:
-            self.store.close()
+            self.ledger.close(status)
 
     def finish(self, reason: str) -> SessionResult:
         ranked = self.ranked()
         best = ranked[0] if ranked else None
         if best is not None:
-            tmp = self.out / "best.py.tmp"
-            tmp.write_text(best.source)
-            os.replace(tmp, self.out / "best.py")
+            self.dir.write_best(best.source)
             self.profile(best)
         self._write_csv()
+        bench = best.judgement.bench if best else None
         result = SessionResult(self.out, self.run_id, reason, best.name if best else None,
-                               self.out / "best.py" if best else None, best.score if best else None,
+                               self.dir.best_path if best else None, best.score if best else None,
                                sum(1 for e in self.entries.values() if e.role != "seed"), len(ranked),
-                               self.journal.totals())
+                               self.journal.totals(), judge(accepted=best is not None, device=self.device, bench=bench),
+                               bench, dict(self.ledger.counts), self.ledger.resumed)
         self._write_json(Path("summary.json"), {**result.as_json(), "lineage": [
-            c.name for c in self.store.lineage(best.id)] if best else []})
-        self.store.finish_run(self.run_id, "finished")
+            c.name for c in self.ledger.lineage(best.id)] if best else []})
         self.log("stop", reason=reason, best=result.best, score=result.best_score, **result.totals)
         return result
 
     # -- files ----------------------------------------------------------------------------------
 
     def _write_json(self, rel: Path, value: Any) -> None:
-        path = self.out / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(value, indent=2, default=str))
-        os.replace(tmp, path)
+        self.dir.write_json(rel, value)
 
     def _read_json(self, rel: Path) -> dict | None:
-        try:
-            return json.loads((self.out / rel).read_text())
-        except (OSError, ValueError):
-            return None
+        return self.dir.read_json(rel)
 
     def _write_csv(self) -> None:
-        columns = ("candidate", "candidate_id", "role", "parent", "shape", "dtype", "implementation", "median_ms",
-                   "speedup_vs_candidate", "gbps", "fraction_of_copy", "bound", "recheck_passed", "timings_meaningful")
         rows = []
         for e in sorted(self.entries.values(), key=lambda e: e.id):
-            bench = (e.judgement.bench if e.judgement else None) or {}
-            for row in bench.get("rows", []):
-                for impl, t in row.get("timings", {}).items():
-                    rows.append({"candidate": e.name, "candidate_id": e.id, "role": e.role, "parent": e.parent or "",
-                                 "shape": "x".join(f"{k}={v}" for k, v in row.get("knobs", {}).items()),
-                                 "dtype": row.get("dtype"), "implementation": impl, "median_ms": t.get("median_ms"),
-                                 "speedup_vs_candidate": (row.get("speedup") or {}).get(impl),
-                                 "gbps": row.get("gbps") if impl == "candidate" else None,
-                                 "fraction_of_copy": row.get("fraction_of_copy") if impl == "candidate" else None,
-                                 "bound": row.get("bound"), "recheck_passed": (row.get("recheck") or {}).get("passed"),
-                                 "timings_meaningful": bench.get("timings_meaningful")})
-        tmp = self.out / "bench_results.csv.tmp"
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, self.out / "bench_results.csv")
+            bench = e.judgement.bench if e.judgement else None
+            rows += bench_csv_rows(bench, candidate=e.name, candidate_id=e.id, role=e.role, parent=e.parent)
+        self.dir.write_bench_csv(rows)
 
 
 def run_session(task: str, *, provider, out: str | Path, **options: Any) -> SessionResult:

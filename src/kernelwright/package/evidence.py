@@ -103,3 +103,20 @@ def _task_ref(result: dict[str, Any]) -> str | None:
     if path and Path(path).is_file():
         return path
     return result.get("task") or path
+
+
+def slower_than_baseline(source: Path) -> str | None:
+    """Why the run directory ``source`` must not be packaged without ``--allow-slower``: its best kernel
+    is slower than its fastest baseline in the run's final benchmark (its ``summary.json`` verdict). None
+    for a candidate file or a run with no such verdict."""
+    from kernelwright.run.verdict import refusal
+
+    summary = Path(source) / "summary.json"
+    if not summary.is_file():
+        return None
+    try:
+        verdict = json.loads(summary.read_text()).get("verdict")
+    except (OSError, ValueError, AttributeError):
+        return None
+    why = refusal(verdict)
+    return f"Run {source}: {why}" if why else None

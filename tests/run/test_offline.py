@@ -1,0 +1,338 @@
+"""The offline agent end to end on the CPU (the run directory, SIGKILL + resume, honest limits) and its
+time budget with a fake clock, verifier and bench."""
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from kernelwright.cli import app
+
+FIXTURES = Path(__file__).parents[1] / "fixtures"
+runner = CliRunner()
+
+
+def _evaluations(db: Path) -> list[tuple]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as con:
+        try:
+            return con.execute("SELECT candidate_id, kind, status FROM evaluations ORDER BY id").fetchall()
+        except sqlite3.OperationalError:  # schema not written yet
+            return []
+
+
+def test_optimize_cpu_killed_and_resumed(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "kernelwright", "optimize", "rmsnorm", "--device", "cpu", "--out", str(out)]
+    first = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 240
+    while not _evaluations(out / "run.sqlite") and time.time() < deadline and first.poll() is None:
+        time.sleep(0.2)
+    finished_before_kill = _evaluations(out / "run.sqlite")
+    assert finished_before_kill, "the first run recorded no evaluation"
+    os.killpg(first.pid, signal.SIGKILL)  # the run and any worker it started
+    first.wait()
+    assert not (out / "best.py").exists()
+
+    second = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    assert "reused" in second.stdout
+    evaluations = _evaluations(out / "run.sqlite")
+    # the evaluation finished before the kill is not run again
+    first_candidate = finished_before_kill[0][0]
+    assert [e for e in evaluations if e[0] == first_candidate and e[1] == "verify"] == [finished_before_kill[0]]
+    assert all(status == "accepted" for _, kind, status in evaluations if kind == "verify")
+
+    best = (out / "best.py").read_text()
+    assert "class ModelNew(nn.Module)" in best and "@triton.jit" in best and "CONFIGS = [" in best
+    plan = json.loads((out / "tuning_plan.json").read_text())
+    assert plan["task"] == "rmsnorm" and plan["program"]["reduce_dim"] == 1 and len(plan["buckets"]) == 5
+    assert plan["tuning"]["rounds_run"] == 0 and plan["tuning"]["stopped"] == "the CPU tunes nothing by time"
+    kernels = list((out / "candidates").glob("*/kernel.py"))
+    assert len(kernels) >= 2
+    with sqlite3.connect(out / "run.sqlite") as con:
+        runs = con.execute("SELECT status FROM runs ORDER BY id").fetchall()
+        parents = con.execute("SELECT parent_id FROM candidates WHERE name = 'best'").fetchall()
+    assert runs == [("finished",)] and parents[0][0] is not None  # one run row, reused; lineage: best from the probe
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"]["status"] == "untimed" and "untimed on CPU" in summary["verdict"]["sentence"]
+    assert summary["resumed"] is True and summary["evaluations"]["reused"] >= 1
+
+
+def test_uncovered_op_is_an_honest_limit(tmp_path):
+    out = tmp_path / "never"
+    result = runner.invoke(app, ["optimize", str(FIXTURES / "kernelbench_cumsum.py"), "--device", "cpu",
+                                 "--out", str(out)])
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "aten.cumsum" in text and "LLM agent" in text
+    assert not out.exists()
+
+
+
+@pytest.mark.gpu
+def test_optimize_on_gpu_tunes_and_measures(tmp_path):
+    from kernelwright.run import optimize
+
+    result = optimize("rmsnorm", budget=3, out=tmp_path / "run", device="cuda")
+    assert result.accepted, result.message
+    assert any(b["round"] is not None for b in result.buckets)       # tuned by time
+    assert result.final_rows and all(r["recheck"]["passed"] for r in result.final_rows)
+    assert result.verdict["status"] in ("faster", "slower") and result.verdict["fastest_baseline"]
+    assert (tmp_path / "run" / "bench_results.csv").read_text().count("\n") > len(result.buckets)
+
+
+# -- the time budget -------------------------------------------------------------------------------
+
+
+def test_projection_counts_probes_rounds_and_the_final_phase():
+    from kernelwright.run.offline import FINAL_PER_ROUND, ROUND_PER_VERIFY, projected_finish
+
+    # before any round: a round is estimated from a warm verification; best.py's verify adds a round
+    round_est = ROUND_PER_VERIFY * 10
+    final = 10 + round_est + FINAL_PER_ROUND * round_est
+    assert projected_finish(20.0, [], 10.0) == pytest.approx(20 + round_est + final)
+    assert projected_finish(20.0, [], 10.0, probes_left=1, rounds=0) == pytest.approx(20 + 10 + final)
+    # afterwards the slowest round so far, not the last one, is the projection
+    assert projected_finish(50.0, [12.0, 16.0, 11.0], 10.0) == pytest.approx(50 + 16 + 10 + 16 + FINAL_PER_ROUND * 16)
+    # the CPU has no rounds, benchmark shape or benchmark: what is left is verifications
+    assert projected_finish(30.0, [], 10.0, probes_left=2, on_gpu=False) == pytest.approx(30 + 20 + 10)
+
+
+def test_time_limit_from_minutes():
+    from kernelwright.errors import UsageError
+    from kernelwright.run.offline import DEFAULT_MINUTES, time_limit_s
+
+    assert time_limit_s(None) == DEFAULT_MINUTES * 60 == 180
+    assert time_limit_s(0.5) == 30
+    assert time_limit_s(0) is None
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(UsageError, match="--max-minutes"):
+            time_limit_s(bad)
+
+
+class _Clock:
+    """The run's clock: only the fakes below advance it, so a test controls every second."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+class _Outcome:
+    def __init__(self, data: dict):
+        self.data = data
+        self.accepted = data.get("accepted", True)
+
+    def as_json(self) -> dict:
+        return self.data
+
+
+VERIFY_S, ROUND_S, FINAL_S = 10.0, 14.0, 26.0
+
+
+def _fakes(monkeypatch, clock: _Clock, calls: list, *, compile_ms: float = 1.0):
+    """A GPU run on the CPU: device, verify, bench and clock replaced. Round k is fastest for bucket
+    k % 3, so the best table takes a different round for different buckets. torch.compile takes
+    ``compile_ms`` at every shape in the final bench."""
+    import kernelwright.bench.bencher as bencher
+    import kernelwright.run.entry as entry
+    import kernelwright.run.ledger as ledger
+    import kernelwright.run.offline as offline
+    import kernelwright.verify as verify_pkg
+
+    def fake_verify(task, path, *, device, limits, shapes, benchmark_shape):
+        calls.append(("verify", Path(path).parent.name, Path(path).read_text(),
+                      {"shapes": shapes, "benchmark_shape": benchmark_shape, "timeout_s": limits.timeout_s,
+                       "at": clock.now}))
+        clock.now += VERIFY_S
+        return _Outcome({"accepted": True, "failures": []})
+
+    def fake_bench(task, path, *, device, shapes, dtype, limits, warmup_ms=25.0, rep_ms=100.0, baseline_kinds=None):
+        name = Path(path).parent.name
+        calls.append(("bench", name, Path(path).read_text(),
+                      {"warmup_ms": warmup_ms, "rep_ms": rep_ms, "baseline_kinds": baseline_kinds,
+                       "shapes": len(shapes), "timeout_s": limits.timeout_s, "at": clock.now}))
+        final = name.startswith("best")
+        clock.now += FINAL_S if final else ROUND_S
+        k = None if final else int(name[len("round"):].split("-")[0])
+        rows = []
+        for i, knobs in enumerate(shapes):
+            ms = 0.5 if k is None or k % 3 == i % 3 else 1.0 + 0.01 * k
+            timings = {"candidate": {"median_ms": ms, "iqr_ms": 0.01}, "eager": {"median_ms": 2.0}}
+            if final:
+                timings["compile"] = {"median_ms": compile_ms}
+            rows.append({"knobs": knobs, "dtype": dtype, "gbps": 1.0 / ms, "fraction_of_copy": 0.5 / ms,
+                         "timings": timings, "speedup": {n: t["median_ms"] / ms for n, t in timings.items()},
+                         "recheck": {"passed": True, "rel_err": 0.0}})
+        return _Outcome({"rows": rows, "failures": [], "ok": True, "timings_meaningful": True,
+                         "ceilings": {"copy_gbps": 4000.0}})
+
+    for module in (offline, ledger, entry):
+        monkeypatch.setattr(module, "time", clock)
+    monkeypatch.setattr(entry, "resolve_device", lambda device: "cuda:0")
+    monkeypatch.setattr(verify_pkg, "verify", fake_verify)
+    monkeypatch.setattr(bencher, "bench", fake_bench)
+
+
+def _within_budget(calls: list, limit_s: float, start: float = 1000.0) -> None:
+    """Every worker's timeout ends it by the budget plus its margin."""
+    from kernelwright.run.offline import MARGIN
+
+    for kind, name, _, info in calls:
+        assert info["at"] - start + info["timeout_s"] <= limit_s * (1 + MARGIN) + 1e-6, (kind, name, info)
+
+
+def test_time_budget_stops_tuning_and_still_verifies_best(tmp_path, monkeypatch):
+    from kernelwright.run import optimize
+    from kernelwright.run.offline import FULL_BENCH, STOP_TIME, TUNE_BENCH
+
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls)
+    out = tmp_path / "run"
+    result = optimize("rmsnorm", budget=10, out=out, minutes=2)
+    # probes at 0-20 s on small shapes; rounds end at 34, 48, 62 s; a 4th would end at 62 + 14 + 10 + 14 +
+    # 1.8 × 14 = 125.2 > 120; best.py verified at 62-72 s with the benchmark shape, benchmarked at 72-98 s
+    assert result.tuning["stopped"] == STOP_TIME and result.tuning["rounds_run"] == 3
+    assert result.tuning["projected_s"] == pytest.approx(125.2)
+    assert result.seconds == pytest.approx(98.0)
+    assert result.accepted, result.message
+    verifies = [c for c in calls if c[0] == "verify"]
+    assert [c[3]["benchmark_shape"] for c in verifies] == [False, False, True]  # the benchmark shape once
+    benches = [c for c in calls if c[0] == "bench"]
+    assert [c[1].split("-")[0] for c in benches] == ["round00", "round01", "round02", "best"]
+    assert all({k: c[3][k] for k in TUNE_BENCH} == TUNE_BENCH for c in benches[:-1])  # cheap tuning rounds
+    assert {k: benches[-1][3][k] for k in FULL_BENCH} == FULL_BENCH and benches[-1][3]["baseline_kinds"] is None
+    _within_budget(calls, 120)
+    best = (out / "best.py").read_text()
+    assert verifies[-1][2] == best
+    assert [b["round"] for b in result.buckets] == [i % 3 for i in range(len(result.buckets))]
+    # the verdict: 0.5 ms against torch.compile's 1.0 ms at every shape
+    assert result.verdict["status"] == "faster" and result.verdict["fastest_baseline"] == "compile"
+    assert result.verdict["ratio_geomean"] == pytest.approx(2.0) and result.verdict["budget_cuts"] == []
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"]["sentence"].startswith("faster than torch.compile by 2.00x")
+    header = (out / "bench_results.csv").read_text().splitlines()[0]
+    assert header.startswith("candidate,candidate_id,role,parent,round,knobs,dtype,implementation,median_ms")
+
+    # resumed with a budget too small for any fresh round: the stored evaluations are replayed, none re-run
+    clock2, calls2 = _Clock(), []
+    _fakes(monkeypatch, clock2, calls2)
+    again = optimize("rmsnorm", budget=10, out=out, minutes=0.25)
+    assert calls2 == [] and again.evaluations == {"run": 0, "reused": 2 + 3 + 2}
+    assert again.tuning["rounds_run"] == 3 and again.tuning["stopped"] == STOP_TIME
+    assert (out / "best.py").read_text() == best and again.accepted and again.resumed
+    with sqlite3.connect(out / "run.sqlite") as con:
+        assert con.execute("SELECT COUNT(*), MIN(status) FROM runs").fetchone() == (1, "finished")
+
+
+def test_a_short_budget_skips_probes_and_tuning_and_shortens_the_final_bench(tmp_path, monkeypatch):
+    from kernelwright.run import optimize
+    from kernelwright.run.offline import SHORT_BENCH
+
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls)
+    result = optimize("rmsnorm", budget=10, out=tmp_path / "run", minutes=0.75)
+    # 45 s: after the first probe (10 s) the second would end the run at 10 + 10 + 52 = 72 s: skipped;
+    # no round fits; best.py verified at 10-20 s; the full final bench (27 s) does not fit in 25 s
+    assert [c[1].split("-")[0] for c in calls] == ["probe", "best", "best"]
+    assert calls[-1][3]["rep_ms"] == SHORT_BENCH["rep_ms"] and calls[-1][3]["shapes"] == len(result.buckets)
+    assert result.accepted and result.tuning["rounds_run"] == 0
+    assert result.seconds == pytest.approx(46.0) and result.seconds <= 45 * 1.1
+    _within_budget(calls, 45)
+    cuts = result.verdict["budget_cuts"]
+    assert any("probe" in c for c in cuts) and any("tuning" in c for c in cuts)
+    assert any("repetitions" in c for c in cuts) and "the time budget cut" in result.verdict["sentence"]
+
+
+def test_a_verified_kernel_slower_than_compile_is_reported_not_a_win(tmp_path, monkeypatch):
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls, compile_ms=0.15)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["optimize", "rmsnorm", "--budget", "1", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output  # verified: slower is reported, not an error
+    data = json.loads(result.stdout)
+    assert data["schema"] == "kernelwright.optimize/1" and data["accepted"]
+    verdict = data["verdict"]
+    assert verdict["status"] == "slower" and verdict["fastest_baseline"] == "compile"
+    assert verdict["ratio_geomean"] == pytest.approx(0.3)
+    assert verdict["sentence"] == ("verified but 3.33x slower than torch.compile (geomean over 5 shape(s)): "
+                                   "not worth using")
+    assert json.loads((out / "summary.json").read_text())["verdict"] == verdict
+
+    table = runner.invoke(app, ["optimize", "rmsnorm", "--budget", "1", "--out", str(out)])
+    text = " ".join(table.output.split())
+    assert table.exit_code == 0 and "SLOWER THAN ITS BASELINE" in text and "not worth using" in text
+    assert "BEST KERNEL VERIFIED" not in text
+
+    refused = runner.invoke(app, ["package", str(out), "--name", "rmsnorm-slow", "--out", str(tmp_path / "pkg")])
+    assert refused.exit_code == 1
+    said = " ".join(refused.output.split())
+    assert "3.33x slower than torch.compile" in said and "--allow-slower" in said
+    assert not (tmp_path / "pkg").exists()
+
+
+def test_round_budget_and_no_time_limit(tmp_path, monkeypatch):
+    from kernelwright.run import optimize
+    from kernelwright.run.offline import STOP_ROUNDS
+
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls)
+    result = optimize("rmsnorm", budget=2, out=tmp_path / "run", minutes=0)
+    assert {k: result.tuning[k] for k in ("rounds_budget", "rounds_run", "time_budget_s", "stopped")} == \
+        {"rounds_budget": 2, "rounds_run": 2, "time_budget_s": None, "stopped": STOP_ROUNDS}
+    assert all(c[3]["timeout_s"] == 600 for c in calls)  # no budget: the workers keep their own limit
+    clock.now, calls[:] = 1000.0, []
+    slow = optimize("rmsnorm", budget=4, out=tmp_path / "slow", minutes=0)
+    assert slow.tuning["rounds_run"] == 4
+
+
+def test_cli_passes_the_options_to_the_one_entry_point(tmp_path, monkeypatch):
+    import kernelwright.run as run
+    from kernelwright.run.result import OptimizeResult
+
+    seen = {}
+
+    def fake_optimize(task, **kwargs):
+        seen.update(kwargs, task=task)
+        return OptimizeResult(task=task, agent=kwargs["agent"], out=tmp_path, device="cuda:0",
+                              best_path=tmp_path / "best.py", accepted=True, message="best.py verified", seconds=171.0,
+                              tuning={"rounds_budget": 4, "rounds_run": 3, "time_budget_s": 150.0,
+                                      "stopped": "time budget"})
+
+    monkeypatch.setattr(run, "optimize", fake_optimize)
+    result = runner.invoke(app, ["optimize", "rmsnorm", "--max-minutes", "2.5", "--budget", "4", "--out",
+                                 str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert seen["minutes"] == 2.5 and seen["budget"] == 4 and seen["agent"] == "offline"
+    text = " ".join(result.output.split())
+    assert "3 of 4 round(s), stopped: time budget; run 171 s of a 150-s budget" in text
+    runner.invoke(app, ["optimize", "rmsnorm", "--out", str(tmp_path)])
+    assert seen["minutes"] is None  # optimize's own default (3 minutes) applies
+
+
+def test_cli_rejects_a_negative_time_budget(tmp_path):
+    result = runner.invoke(app, ["optimize", "rmsnorm", "--max-minutes", "-1", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2
+    assert "--max-minutes" in " ".join(result.output.split())
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_shape_bucket_is_keyed_like_the_launcher_over_a_block_of_reduced_dims():
+    from kernelwright.run.offline import _bucket_key
+    from kernelwright.search.capture import capture
+    from kernelwright.tasks.task import load_task
+
+    task = load_task(Path(__file__).parents[1] / "search" / "tasks" / "layernorm_3d.py")
+    program = capture(task)
+    assert _bucket_key(task, program, {"batch": 9, "channels": 11, "height": 13, "width": 10}) == (9, 11 * 13 * 10)
