@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kernelwright.search.capture import Unsupported, capture
+from kernelwright.search.capture import Const, Unsupported, capture
 from kernelwright.tasks.task import load_task
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -52,3 +52,33 @@ def test_uncovered_ops_are_named(task, op):
     with pytest.raises(Unsupported) as info:
         capture(load_task(task))
     assert op in info.value.op
+
+
+TASKS = Path(__file__).parent / "tasks"
+
+
+def _init_nodes(program) -> dict[str, dict]:
+    return {n.attrs["param"]: n.attrs for n in program.nodes if n.op == "init"}
+
+
+def test_constants_from_constructor_arguments_are_read_at_run_time():
+    """Each float constructor argument is traced with other values: the constants that move with it become
+    run-time values (as itself, an affine map, or of its reciprocal); a literal that does not move stays."""
+    found = _init_nodes(capture(load_task(TASKS / "init_scalars.py")))
+    assert found["scale"] == {"param": "scale", "scale": 1.0, "offset": 0.0, "inverse": True}
+    assert found["p"] == {"param": "p", "scale": -1.0, "offset": 1.0, "inverse": False}
+    assert found["slope"] == {"param": "slope", "scale": 1.0, "offset": 0.0, "inverse": False}
+    program = capture(load_task(TASKS / "init_scalars.py"))
+    assert any(isinstance(a, Const) and a.value == 0.5 for n in program.nodes for a in n.args)  # stays baked
+    # none of the three is stored as such by Model.__init__: the generated one stores them
+    assert program.init_attrs == {"scale": "scale", "p": "p", "slope": "slope"}
+    assert "self.scale = scale" in program.init_source and "self.p = p" in program.init_source
+
+
+def test_eps_of_norms_and_margins_of_losses_are_constructor_arguments():
+    rms = capture(load_task("rmsnorm"))
+    assert set(_init_nodes(rms)) == {"eps"} and rms.init_attrs == {"eps": "eps"}  # Model keeps self.eps
+    assert set(_init_nodes(capture(load_task("layernorm")))) == {"eps"}            # F.layer_norm's eps
+    triplet = capture(load_task(TASKS / "triplet_margin.py"))                      # inside nn.TripletMarginLoss
+    assert set(_init_nodes(triplet)) == {"margin"} and triplet.init_attrs == {"margin": "margin"}
+    assert not _init_nodes(capture(load_task(TASKS / "layernorm_3d.py")))          # a tuple: a shape, not a value

@@ -128,3 +128,42 @@ def test_compensated_row_sums_are_more_accurate_on_long_rows(tmp_path):
     errors = dict(line.split() for line in done.stdout.split("\n") if line)
     plain, compensated = float(errors["False"]), float(errors["True"])
     assert compensated < 5e-7 and plain > 3 * compensated, (plain, compensated)
+
+
+OTHER_VALUES = """
+import importlib.util, sys, torch
+from kernelwright.tasks.task import load_task
+spec = importlib.util.spec_from_file_location("kernel", sys.argv[1])
+kernel = importlib.util.module_from_spec(spec); spec.loader.exec_module(kernel)
+task = load_task(sys.argv[2]).load()
+for init in eval(sys.argv[3]):
+    torch.manual_seed(0)
+    model = task.Model(*init).eval()
+    new = kernel.ModelNew(*init).eval()
+    new.load_state_dict(model.state_dict())
+    x = 0.1 * torch.randn(5, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(new(x), model(x), rtol=1e-5, atol=1e-6)
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("task, inits", [
+    ("rmsnorm", [(64, 1e-6), (64, 0.1), (64, 3.0)]),                          # eps inside the rsqrt
+    (Path(__file__).parent / "tasks" / "init_scalars.py", [(4.0, 0.25, 0.1), (0.5, 0.9, 0.3)]),  # 1/s, 1-p, slope
+], ids=["rmsnorm-eps", "reciprocal-affine-slope"])
+def test_generated_model_computes_with_the_constructor_values_it_is_given(tmp_path, task, inits):
+    """ModelNew keeps its constructor arguments and the kernel reads them at run time (best.py of rmsnorm
+    had eps=1e-6 baked in: off by 1.94 at eps=0.1)."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "kernel.py"
+    source = generate(capture(load_task(task)), [((1, 1), ONE_PASS)])
+    path.write_text(source)
+    assert "1e-06" not in source.split("class ModelNew")[0]
+    env = {**os.environ, "TRITON_INTERPRET": "1"}
+    done = subprocess.run([sys.executable, "-c", OTHER_VALUES, str(path), str(load_task(task).path), repr(inits)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]

@@ -5,6 +5,13 @@ dimension can be recognised by its size) and traced with its parameters and buff
 inputs. Tracing happens twice, at two different shapes: a graph whose constants change with the shape
 (``x / x.shape[-1]`` baked as ``/ 13.0``) would be wrong at any other shape, so it is refused.
 
+Constants that come from ``get_init_inputs`` (an ``eps``, a negative slope, a margin) are found the same
+way: each float constructor argument is traced again with two other values, and a constant that moves
+with it, as the argument itself or an affine map of it or of its reciprocal, becomes an ``init`` node: the
+generated ModelNew keeps the argument it is built with and passes it to the kernel at run time. Constants
+that do not move stay baked; an argument that changes the graph itself (or that the Model rejects) stays
+baked too.
+
 The IR is a list of :class:`Node` in topological order. Every tensor value spans a subset of the
 *iteration space* ``S`` (the largest tensor's dimensions), recorded as ``dims``; ``dtype`` is symbolic:
 ``case`` (the task's dtype: the case being verified or timed), ``f32``, ``i64`` or ``bool``.
@@ -91,8 +98,11 @@ class Program:
     # reductions over different blocks of dims (a per-row norm, then the mean over rows): one kernel per
     # stage, in order; values crossing stages go through fp32 buffers. Empty: one kernel.
     stages: list[Program] = field(default_factory=list)
-    # size constants (``numel`` nodes) the caller computes and passes in (a stage sees only its own dims)
+    # size constants (``numel`` nodes) and constructor arguments (``init`` nodes) the caller computes and
+    # passes in (a stage sees only its own dims)
     scalar_params: list[str] = field(default_factory=list)
+    # constructor argument -> the ModelNew attribute that holds it (``init_source`` sets it)
+    init_attrs: dict[str, str] = field(default_factory=dict)
 
     @property
     def node_by_name(self) -> dict[str, Node]:
@@ -136,8 +146,9 @@ def _decompositions():
     return table
 
 
-def trace(task: Task, sizes: tuple[int, ...]):
-    """make_fx graph of Model.forward at one shape, with params/buffers as leading inputs."""
+def trace(task: Task, sizes: tuple[int, ...], init_override: dict[int, Any] | None = None):
+    """make_fx graph of Model.forward at one shape, with params/buffers as leading inputs;
+    ``init_override``: constructor arguments (by position) replaced."""
     import torch
     from torch.fx.experimental.proxy_tensor import make_fx
     from torch.func import functional_call
@@ -145,6 +156,9 @@ def trace(task: Task, sizes: tuple[int, ...]):
     module = task.load()
     knobs = capture_shape(task, sizes)
     inputs, init_inputs = instantiate(module, knobs)
+    init_inputs = list(init_inputs)
+    for i, value in (init_override or {}).items():
+        init_inputs[i] = value
     low = next((d for d in task.dtypes if d != torch.float32), torch.float32)
     torch.manual_seed(0)
     model = module.Model(*init_inputs).to(low).eval()
@@ -160,7 +174,7 @@ def trace(task: Task, sizes: tuple[int, ...]):
 
     with torch.no_grad():
         graph = make_fx(forward, decomposition_table=_decompositions())(state, *[inputs[i] for i in tensor_positions])
-    return graph, model, inputs, tensor_positions, list(state), low
+    return graph, model, inputs, tensor_positions, list(state), low, init_inputs
 
 
 def _signature(graph) -> list:
@@ -176,14 +190,96 @@ def _signature(graph) -> list:
 
 def capture(task: Task) -> Program:
     """Trace the task's Model and lower it to the IR; raises :class:`Unsupported` naming the op."""
-    graph, model, inputs, tensor_positions, state_names, low = _trace_or_refuse(task, CAPTURE_SIZES[0])
+    graph, model, inputs, tensor_positions, state_names, low, init_inputs = _trace_or_refuse(task, CAPTURE_SIZES[0])
     sizes: dict = {}
     if task.knobs:
         other = _trace_or_refuse(task, CAPTURE_SIZES[1])[0]
         if _signature(graph) != _signature(other):
             sizes = _size_constants(graph, other)
     forward_params = list(inspect.signature(model.forward).parameters)
-    return _lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params, sizes)
+    init_params = _init_params(model)
+    from_init = _init_constants(task, graph, init_inputs, init_params)
+    return _lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params, sizes, from_init)
+
+
+def _init_params(model) -> list[str]:
+    """Names of Model.__init__'s positional parameters, in order (get_init_inputs fills them)."""
+    params = list(inspect.signature(type(model).__init__).parameters.values())[1:]
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def _graph_scalars(graph) -> tuple[list[str], list[tuple[tuple[str, int], float]]]:
+    """The op sequence, and every scalar argument of a call keyed by (node name, argument position)."""
+    ops, scalars = [], []
+    for n in graph.graph.nodes:
+        if n.op == "call_function":
+            ops.append(str(n.target))
+            scalars += [((n.name, j), float(a)) for j, a in enumerate(n.args)
+                        if isinstance(a, (int, float)) and not isinstance(a, bool)]
+    return ops, scalars
+
+
+def _init_constants(task: Task, graph, init_inputs: list, init_params: list[str]) -> dict[tuple[str, int], dict]:
+    """(node, argument position) -> how that constant follows a float constructor argument: ``param``,
+    and ``scale``/``offset``/``inverse`` with constant = scale * v + offset (v, or 1/v when inverse)."""
+    import math
+
+    base_ops, base = _graph_scalars(graph)
+    found: dict[tuple[str, int], dict] = {}
+    for i, value in enumerate(init_inputs):
+        if type(value) is not float or not math.isfinite(value) or i >= len(init_params):
+            continue
+        step = abs(value) or 1.0
+        samples = (value + 0.5 * step, value + 1.25 * step)
+        others = []
+        for sample in samples:
+            try:
+                ops, scalars = _graph_scalars(trace(task, CAPTURE_SIZES[0], {i: sample})[0])
+            except Exception:  # noqa: BLE001 -- the Model rejects the value: the argument stays baked
+                break
+            if ops != base_ops or len(scalars) != len(base):
+                break  # the value changes the graph itself: it stays baked
+            others.append(scalars)
+        if len(others) != len(samples):
+            continue
+        for (key, c0), (_, c1), (_, c2) in zip(base, *others):
+            if _same(c0, c1) and _same(c0, c2):
+                continue
+            relation = _affine((value, *samples), (c0, c1, c2))
+            if relation is None or key in found:
+                raise Unsupported("constructor argument", f"`{init_params[i]}` = {value} enters the graph as "
+                                  f"{c0} in a way the generator cannot compute at run time")
+            found[key] = {"param": init_params[i], **relation}
+    return found
+
+
+def _same(x: float, y: float) -> bool:
+    return x == y or (x != x and y != y)
+
+
+def _affine(xs: tuple[float, ...], cs: tuple[float, ...]) -> dict | None:
+    """scale, offset and inverse with c = scale * x + offset (or scale / x + offset) at every sample."""
+    for inverse in (False, True):
+        if inverse and 0.0 in xs:
+            continue
+        us = [1.0 / x if inverse else x for x in xs]
+        scale = _nice((cs[1] - cs[0]) / (us[1] - us[0]))
+        offset = _nice(cs[0] - scale * us[0], near=max(abs(c) for c in cs))
+        tol = 1e-9 * max(abs(c) for c in cs)
+        if all(abs(scale * u + offset - c) <= tol for u, c in zip(us, cs)):
+            return {"scale": scale, "offset": offset, "inverse": inverse}
+    return None
+
+
+def _nice(x: float, near: float = 1.0) -> float:
+    """x rounded to the shortest decimal that is within 1e-9 of it (relative to ``near`` for an offset
+    that is a rounding residue): 1.0000000000000002 is 1, 1e-22 beside 1e-6 is 0."""
+    scale = max(abs(x), abs(near))
+    for digits in range(0, 16):
+        r = round(x, digits)
+        if abs(r - x) <= 1e-9 * scale:
+            return r
+    return x
 
 
 def _trace_or_refuse(task: Task, sizes: tuple[int, ...]):
@@ -246,16 +342,41 @@ def _size_constants(graph, other) -> dict[tuple[str, int], tuple[tuple[int, ...]
     return found
 
 
-def _init_source(model) -> str:
+def _init_source(model, keep: list[str]) -> tuple[str, dict[str, str]]:
+    """Model.__init__'s source, and for each constructor argument in ``keep`` the attribute that holds it:
+    one ``self.<attr> = <argument>`` it already has, or a line that stores it, added at the end."""
+    import ast
+
     source = textwrap.dedent(inspect.getsource(type(model).__init__))
-    return source
+    fn = ast.parse(source).body[0]
+    assigned: dict[str, str] = {}  # argument -> attribute, from plain `self.x = argument` statements
+    written = set()
+    for stmt in ast.walk(fn):
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)):
+            for t in stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]:
+                if isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name) and t.value.id == "self":
+                    written.add(t.attr)
+                    if isinstance(stmt.value, ast.Name) and stmt.value.id in keep:
+                        assigned.setdefault(stmt.value.id, t.attr)
+    indent = " " * fn.body[0].col_offset
+    attrs = {}
+    for param in keep:
+        if param in assigned:
+            attrs[param] = assigned[param]
+            continue
+        attr = param if param not in written else f"_kw_{param}"
+        # read by the kernel at run time: a model built with another value computes with that value
+        source = source.rstrip("\n") + f"\n{indent}self.{attr} = {param}\n"
+        attrs[param] = attr
+    return source, attrs
 
 
 def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params,
-           size_constants=None) -> Program:
+           size_constants=None, from_init=None) -> Program:
     import torch
 
     size_constants = size_constants or {}
+    from_init = from_init or {}
     placeholders = [n for n in graph.graph.nodes if n.op == "placeholder"]
     output_node = next(n for n in graph.graph.nodes if n.op == "output")
     space = _iteration_space(graph)
@@ -371,6 +492,11 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             if (n.name, j) in size_constants:  # a dimension's size, read at run time
                 dims, inverse = size_constants[(n.name, j)]
                 a[j] = add("numel", [], (), "f32", "size", of=dims, inverse=inverse)
+            elif (n.name, j) in from_init and not (packet == "pow" and j == 1):
+                # a constructor argument, read at run time (a pow's exponent stays baked: x ** e with e
+                # unknown is exp2(e * log2(x)), wrong for a negative x)
+                rel = from_init[(n.name, j)]
+                a[j] = add("init", [], (), "f32", rel["param"], **rel)
         out_dims = lambda: {m for m in dim_map(val.shape) if m is not None}  # noqa: E731
         dt = sym_dtype(val.dtype) if isinstance(val, torch.Tensor) else None
         base = n.name
@@ -385,8 +511,7 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             names[n] = add("cast", [a[0]], dims_of(a[0]), sym_dtype(target_dtype), base)
             return
         if packet in ("scalar_tensor", "full") and isinstance(val, torch.Tensor) and val.numel() == 1:
-            value = n.args[0] if packet == "scalar_tensor" else n.args[1]
-            names[n] = Const(value)
+            names[n] = a[0] if packet == "scalar_tensor" else a[1]
             return
         if packet in POINTWISE_UNARY or packet in POINTWISE_BINARY:
             attrs = {}
@@ -400,14 +525,15 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             names[n] = add(packet, args, out_dims(), dt, base, **attrs)
             return
         if packet in ("clamp", "clamp_min", "clamp_max", "hardtanh"):
-            lo = n.args[1] if packet in ("clamp", "clamp_min", "hardtanh") and len(n.args) > 1 else n.kwargs.get("min")
-            hi = (n.args[2] if packet in ("clamp", "hardtanh") and len(n.args) > 2 else
-                  n.args[1] if packet == "clamp_max" else n.kwargs.get("max"))
+            lo_at = 1 if packet in ("clamp", "clamp_min", "hardtanh") and len(n.args) > 1 else None
+            hi_at = 2 if packet in ("clamp", "hardtanh") and len(n.args) > 2 else 1 if packet == "clamp_max" else None
+            lo = a[lo_at] if lo_at else n.kwargs.get("min")
+            hi = a[hi_at] if hi_at else n.kwargs.get("max")
             v = a[0]
             if lo is not None:
-                v = add("maximum", [v, arg(lo)], out_dims(), dt, base + "_lo")
+                v = add("maximum", [v, lo if isinstance(lo, (str, Const)) else arg(lo)], out_dims(), dt, base + "_lo")
             if hi is not None:
-                v = add("minimum", [v, arg(hi)], out_dims(), dt, base + "_hi")
+                v = add("minimum", [v, hi if isinstance(hi, (str, Const)) else arg(hi)], out_dims(), dt, base + "_hi")
             names[n] = v
             return
         if packet == "where":
@@ -457,7 +583,8 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             names[n] = (cast(result), cast(mean)) if packet == "var_mean" else cast(result)
             return
         if packet == "native_layer_norm":
-            x, normalized_shape, weight, bias, eps = n.args
+            x, normalized_shape, weight, bias, _ = n.args
+            eps = a[4]
             xval = x.meta["val"]
             d = reduce_axis(xval, list(range(-len(normalized_shape), 0)))
             x_dims = dims_of(names[x])
@@ -466,7 +593,7 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             if sym_dtype(xval.dtype) != "f32":
                 h = add("cast", [h], x_dims, "f32", "h")
             mean, var = _variance(add, h, x_dims, red, d, 0, "ln")
-            rstd = add("rsqrt", [add("add", [var, Const(eps)], red, "f32", "var_eps")], red, "f32", "rstd")
+            rstd = add("rsqrt", [add("add", [var, eps], red, "f32", "var_eps")], red, "f32", "rstd")
             y = add("mul", [add("sub", [h, mean], x_dims, "f32", "centered"), rstd], x_dims, "f32", "normed")
             if weight is not None:
                 y = add("mul", [y, names[weight]], x_dims, "f32", "scaled")
@@ -490,7 +617,7 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
             names[n] = add("sum", [picked], out_dims() - set(d), dt, base, dim=d)
             return
         if packet == "native_batch_norm":
-            names[n] = _batch_norm(n, names, dims_of, reduce_axis, add, sym_dtype, base)
+            names[n] = _batch_norm(n, a[7], names, dims_of, reduce_axis, add, sym_dtype, base)
             return
         raise Unsupported(str(target))
 
@@ -526,9 +653,11 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
         outputs.append(TensorSpec(name=f"out{i}", source="output", ref=str(i), dim_map=dim_map(val.shape),
                                   dtype=sym_dtype(val.dtype), node=ir))
     scalar_args = {forward_params[i]: x for i, x in enumerate(inputs) if not isinstance(x, torch.Tensor)}
+    kept = list(dict.fromkeys(n.attrs["param"] for n in nodes if n.op == "init"))
+    init_source, init_attrs = _init_source(model, kept)
     program = Program(task=task.name, nodes=nodes, inputs=specs, outputs=outputs, rank=rank, reduce_dim=None,
-                      forward_args=forward_params, scalar_args=scalar_args, init_source=_init_source(model),
-                      ops=sorted(set(ops_seen)), output_is_tuple=output_is_tuple)
+                      forward_args=forward_params, scalar_args=scalar_args, init_source=init_source,
+                      ops=sorted(set(ops_seen)), output_is_tuple=output_is_tuple, init_attrs=init_attrs)
     if len(reductions_dims) > 1:
         program.stages = split_stages(program)
         # the first stage's block, in this program's numbering: the first reduction starts stage 0
@@ -610,7 +739,7 @@ def split_stages(program: Program) -> list[Program]:
                 attrs["dim"] = tuple(renumber[k] for k in attrs["dim"])
             elif "dim" in attrs:
                 attrs["dim"] = renumber[attrs["dim"]]
-            if n.op == "numel":
+            if n.op in ("numel", "init"):
                 numels.append(name)
             nodes.append(Node(name, n.op, list(n.args), dims, n.dtype, attrs))
             if n.op == "input":
@@ -633,18 +762,18 @@ def split_stages(program: Program) -> list[Program]:
     return stages
 
 
-def _batch_norm(n, names, dims_of, reduce_axis, add, sym_dtype, base):
+def _batch_norm(n, eps, names, dims_of, reduce_axis, add, sym_dtype, base):
     """native_batch_norm, as ``Model.eval()`` runs it: with running statistics a per-channel affine map;
     with batch statistics (``InstanceNorm``, which views (N, C, *S) as (1, N*C, *S)) a normalisation over
     the trailing spatial dims of the original tensor, one row per (n, c)."""
-    x, weight, bias, running_mean, running_var, training, _momentum, eps = n.args
+    x, weight, bias, running_mean, running_var, training, _momentum, _ = n.args
     xval = x.meta["val"]
     h = names[x]
     x_dims = dims_of(h)
     if sym_dtype(xval.dtype) != "f32":
         h = add("cast", [h], x_dims, "f32", "h")
     if not training and running_mean is not None and running_var is not None:
-        rstd = add("rsqrt", [add("add", [names[running_var], Const(eps)], dims_of(names[running_var]), "f32",
+        rstd = add("rsqrt", [add("add", [names[running_var], eps], dims_of(names[running_var]), "f32",
                                  "var_eps")], dims_of(names[running_var]), "f32", "rstd")
         y = add("mul", [add("sub", [h, names[running_mean]], x_dims, "f32", "centered"), rstd], x_dims, "f32",
                 "normed")
@@ -660,7 +789,7 @@ def _batch_norm(n, names, dims_of, reduce_axis, add, sym_dtype, base):
                                              "(non-adjacent dimensions)")
         d = reduce_axis(source, list(range(-spatial, 0)))
         mean, var = _variance(add, h, x_dims, x_dims - set(d), d, 0, "bn")
-        rstd = add("rsqrt", [add("add", [var, Const(eps)], x_dims - set(d), "f32", "var_eps")], x_dims - set(d),
+        rstd = add("rsqrt", [add("add", [var, eps], x_dims - set(d), "f32", "var_eps")], x_dims - set(d),
                    "f32", "rstd")
         y = add("mul", [add("sub", [h, mean], x_dims, "f32", "centered"), rstd], x_dims, "f32", "normed")
         if weight is not None or bias is not None:

@@ -203,7 +203,7 @@ class _Emitter:
             return _cast(node, src, a[0], self.ref)
         if node.op == "ncols":
             return "n_cols"
-        if node.op == "numel":  # a product of dimension sizes, passed by the launcher
+        if node.op in ("numel", "init"):  # a size or a constructor argument, passed by the launcher
             return node.name
         if node.op == "column":  # the index along the reduced dim (a gather read as a one-hot sum)
             if self.load is None:
@@ -229,20 +229,42 @@ def _live(program: Program) -> set[str]:
 
 
 def _numels(program: Program) -> list[Node]:
+    """The kernel's run-time scalars: dimension sizes (``numel``) and constructor arguments (``init``),
+    plain (not constexpr) arguments, so a new value needs no new compile."""
     live = _live(program)
-    return [n for n in program.nodes if n.op == "numel" and n.name in live]
+    return [n for n in program.nodes if n.op in ("numel", "init") and n.name in live]
+
+
+def _init_args(program: Program) -> list[str]:
+    """The launcher's keyword arguments for constructor arguments the kernel reads (``init_<name>``)."""
+    return list(dict.fromkeys(f"init_{n.attrs['param']}" for n in _numels(program)
+                              if n.op == "init" and n.name not in program.scalar_params))
 
 
 def _numel_values(program: Program, size) -> list[str]:
-    """Launcher lines computing each run-time size constant from ``size(k)``, the k-th dim's size (a
-    stage's constants come from its caller, which sees every dim)."""
+    """Launcher lines computing each run-time scalar: a size constant from ``size(k)``, the k-th dim's size
+    (a stage's constants come from its caller, which sees every dim), or a constructor argument."""
     lines = []
     for n in _numels(program):
         if n.name in program.scalar_params:
             continue
+        if n.op == "init":
+            lines.append(f"{n.name} = {_init_value(n)}")
+            continue
         product = " * ".join(size(k) for k in n.attrs["of"])
         lines.append(f"{n.name} = " + (f"1.0 / float({product})" if n.attrs["inverse"] else f"float({product})"))
     return lines
+
+
+def _init_value(n: Node) -> str:
+    value = f"float(init_{n.attrs['param']})"
+    if n.attrs["inverse"]:
+        value = f"1.0 / {value}"
+    if n.attrs["scale"] != 1.0:
+        value = f"{n.attrs['scale']!r} * {value}"
+    if n.attrs["offset"] != 0.0:
+        value = f"{value} + {n.attrs['offset']!r}"
+    return value
 
 
 def _ref_pointer(program: Program) -> str | None:
@@ -331,7 +353,7 @@ def _torch_dtype(spec, program: Program) -> str:
 
 
 def _launcher_params(program: Program) -> list[str]:
-    return [s.name for s in program.inputs]
+    return [s.name for s in program.inputs] + _init_args(program)
 
 
 # -- row kernel ---------------------------------------------------------------------------------------
@@ -803,6 +825,8 @@ def _model_new(program: Program) -> str:
         elif s.source == "input":
             body.append(f"_check_rank({s.ref!r}, {s.ref}, {len(s.dim_map)})")
         call_args.append(f"{s.name}={value}")
+    for arg in _init_args(program):  # the values this module was built with, read on every call
+        call_args.append(f"{arg}=self.{program.init_attrs[arg[len('init_'):]]}")
     if batched:
         first = batched[0]
         body.insert(0, f"lead = {first}.shape[:{first}.dim() - {len(_spec(program, first).dim_map) - 1}]")
