@@ -141,7 +141,8 @@ class _Outcome:
 VERIFY_S, ROUND_S, FINAL_S = 10.0, 14.0, 26.0
 
 
-def _fakes(monkeypatch, clock: _Clock, calls: list, *, compile_ms: float = 1.0):
+def _fakes(monkeypatch, clock: _Clock, calls: list, *, compile_ms: float = 1.0, device: str = "cuda:0",
+           verify_s_per_shape: float | None = None):
     """A GPU run on the CPU: device, verify, bench and clock replaced. Round k is fastest for bucket
     k % 3, so the best table takes a different round for different buckets. torch.compile takes
     ``compile_ms`` at every shape in the final bench."""
@@ -155,7 +156,7 @@ def _fakes(monkeypatch, clock: _Clock, calls: list, *, compile_ms: float = 1.0):
         calls.append(("verify", Path(path).parent.name, Path(path).read_text(),
                       {"shapes": shapes, "benchmark_shape": benchmark_shape, "timeout_s": limits.timeout_s,
                        "at": clock.now}))
-        clock.now += VERIFY_S
+        clock.now += VERIFY_S if verify_s_per_shape is None else verify_s_per_shape * shapes
         return _Outcome({"accepted": True, "failures": []})
 
     def fake_bench(task, path, *, device, shapes, dtype, limits, warmup_ms=25.0, rep_ms=100.0, baseline_kinds=None):
@@ -180,7 +181,7 @@ def _fakes(monkeypatch, clock: _Clock, calls: list, *, compile_ms: float = 1.0):
 
     for module in (offline, ledger, entry):
         monkeypatch.setattr(module, "time", clock)
-    monkeypatch.setattr(entry, "resolve_device", lambda device: "cuda:0")
+    monkeypatch.setattr(entry, "resolve_device", lambda _: device)
     monkeypatch.setattr(verify_pkg, "verify", fake_verify)
     monkeypatch.setattr(bencher, "bench", fake_bench)
 
@@ -280,6 +281,20 @@ def test_a_verified_kernel_slower_than_compile_is_reported_not_a_win(tmp_path, m
     said = " ".join(refused.output.split())
     assert "3.33x slower than torch.compile" in said and "--allow-slower" in said
     assert not (tmp_path / "pkg").exists()
+
+
+def test_on_the_cpu_the_budget_covers_verification_with_fewer_shapes(tmp_path, monkeypatch):
+    from kernelwright.run import optimize
+
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls, device="cpu", verify_s_per_shape=5.0)
+    result = optimize("rmsnorm", out=tmp_path / "run", minutes=1)
+    # the probe: 8 shapes in 40 s; 20 s left buy best.py 4 shapes at 5 s each: the run ends at 60 s
+    assert [(c[1].split("-")[0], c[3]["shapes"]) for c in calls] == [("probe", 8), ("best", 4)]
+    assert result.accepted and result.seconds == pytest.approx(60.0)
+    _within_budget(calls, 60)
+    assert result.verdict["status"] == "untimed"
+    assert "best.py verified on 4 of 8 drawn shapes" in result.verdict["budget_cuts"]
 
 
 def test_round_budget_and_no_time_limit(tmp_path, monkeypatch):

@@ -138,6 +138,10 @@ def _call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
     return fn(*args, **kwargs)
 
 
+def _accepts(fn: Callable, name: str) -> bool:
+    return name in inspect.signature(fn).parameters
+
+
 def _probes(kind: str, device: str) -> list[tuple[str, dict]]:
     """The generator's probe configurations; those the interpreter runs quickly on a CPU."""
     return variants.probes(kind, device="cpu" if device == "cpu" else "cuda")
@@ -244,7 +248,8 @@ class OfflineRun:
             "verify", cid, source, settings,
             lambda: _call(verify_pkg.verify, self.prep.task.path, path, device=self.device, limits=limits,
                           shapes=shapes, benchmark_shape=benchmark_shape, progress=self.report).as_json(),
-            report=self.report, what=f"verifying {name}", keep=lambda r: not cut_by_budget(r, limits, self.base_limits))
+            report=None if _accepts(verify_pkg.verify, "progress") else self.report,  # its own heartbeat, or ours
+            what=f"verifying {name}", keep=lambda r: not cut_by_budget(r, limits, self.base_limits))
         self.verify_costs.append(outcome.seconds)
         if not self.on_gpu and shapes:
             self.per_shape_s = outcome.seconds / shapes
