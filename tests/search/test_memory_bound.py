@@ -36,6 +36,8 @@ def _verified(tmp_path, name: str, cfg: dict, *, mutate=None):
     ("frobenius_norm", LOOPED),       # x / ||x||: the one flattened row written back in chunks
     ("kl_batchmean", ONE_PASS),       # / batch size read at run time
     ("layernorm_3d", LOOPED),         # reduction over (C, H, W) with (C, H, W) weight and bias
+    ("layernorm_3d", {**LOOPED, "accurate": True}),  # compensated sums: mean, then squared deviations
+    ("loss_mean", {**LOOPED, "accurate": True}),     # compensated sum of a whole tensor, 0-dim output
     ("instance_norm", ONE_PASS),      # (N, C) rows over (H, W), through torch's (1, N*C, H, W) view
     ("batchnorm_eval", ONE_PASS),     # (C,) statistics broadcast along dim 1
     ("triplet_margin", LOOPED),       # per-row distances, then the mean over rows: two kernels
@@ -104,3 +106,31 @@ def test_online_softmax_saves_a_pass_and_both_forms_verify(tmp_path):
     result = verify(TASKS / "log_softmax_rows.py", path, device="cpu", shapes=2, seed=5)
     assert result.accepted, result.failures[:2]
     assert "ONLINE" not in generate(capture(load_task("rmsnorm")), [((1, 1), LOOPED)])  # no softmax pair
+
+
+SPECIAL_SUMS = """
+import importlib.util, sys, torch
+spec = importlib.util.spec_from_file_location("kernel", sys.argv[1])
+kernel = importlib.util.module_from_spec(spec); spec.loader.exec_module(kernel)
+x = torch.randn(3, 64, 5)
+x[0, 7, 1], x[1, 9, 2], x[1, 40, 2], x[2, 3, 0], x[2, 50, 0] = float("inf"), float("inf"), 1.0, float("-inf"), float("inf")
+x[0, 20, 3] = float("nan")
+with torch.no_grad():
+    torch.testing.assert_close(kernel.ModelNew(1)(x), x.sum(1, keepdim=True) * 0.5, equal_nan=True)
+print("ok")
+"""
+
+
+def test_compensated_sums_keep_inf_and_nan_as_torch_does(tmp_path):
+    """Kahan's correction of an infinite sum is inf - inf = NaN: the compensated form leaves the correction
+    alone where the running sum is not finite, so a row with an inf sums to inf (and inf + -inf to NaN)."""
+    import os
+    import subprocess
+    import sys
+
+    cfg = {**LOOPED, "accurate": True}
+    path = tmp_path / "kernel.py"
+    path.write_text(generate(capture(load_task(FIXTURES / "kernelbench_sum_dim1.py")), [((1, 1), cfg)]))
+    done = subprocess.run([sys.executable, "-c", SPECIAL_SUMS, str(path)], env={**os.environ, "TRITON_INTERPRET": "1"},
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
