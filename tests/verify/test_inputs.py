@@ -9,3 +9,56 @@ def test_special_inputs_hold_nan_and_both_infinities_even_when_tiny():
         assert x.shape == shape and torch.isnan(x).any()
         if x.numel() >= 3:
             assert (x == float("inf")).any() and (x == float("-inf")).any()
+
+
+def _case(task="rmsnorm", dtype="float32", **knobs):
+    from kernelwright.tasks import load_task
+    from kernelwright.verify.inputs import build_case
+
+    return build_case(load_task(task).load(), case_id="c", label="x", knobs=knobs, dtype=dtype,
+                      distribution="normal", seed=7)
+
+
+def test_a_reference_computed_in_slices_of_rows_equals_the_whole_one(monkeypatch):
+    from kernelwright.verify import inputs
+
+    case = _case(dtype="bfloat16", tokens=37, hidden=16)
+    whole_ref, whole_eager = inputs.reference_outputs(case, "cpu")
+    calls = []
+    real_run = inputs._run
+    monkeypatch.setattr(inputs, "_run", lambda model, xs, device: calls.append(xs[0].shape[0]) or real_run(model, xs, device))
+    monkeypatch.setattr(inputs, "SLICE_BYTES", 8 * 16 * 5)  # five float64 rows per slice
+    ref, eager = inputs.reference_outputs(case, "cpu", on_host=True)
+    assert calls[:3] == [4, 2, 2]  # the independence probe: four rows, then their halves
+    assert calls[3:] == [5] * 7 + [2] + [5] * 7 + [2]  # the reference, then the Model in bf16, in slices
+    assert ref[0].dtype == torch.float64 and eager[0].dtype == torch.bfloat16
+    assert torch.equal(ref[0], whole_ref[0]) and torch.equal(eager[0], whole_eager[0])
+
+
+def test_an_op_that_mixes_rows_is_never_sliced():
+    from kernelwright.verify import inputs
+
+    class Mixed(torch.nn.Module):  # every row depends on every other
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, x):
+            return self.inner(x - x.mean(0))
+
+    case = _case(tokens=6, hidden=8)
+    case.model = Mixed(case.model)
+    assert not inputs._rows_independent(case, "cpu")
+    ref, _ = inputs.reference_outputs(case, "cpu", on_host=True)
+    assert torch.allclose(ref[0], inputs.reference_outputs(case, "cpu")[0][0], rtol=1e-12, atol=0)
+    assert inputs._rows_independent(_case(tokens=6, hidden=8), "cpu")
+
+
+def test_one_eager_call_is_timed_and_none_where_the_model_raises():
+    from kernelwright.verify.inputs import time_eager
+
+    case = _case(tokens=3, hidden=8)
+    assert 0 < time_eager(case, "cpu") < 5
+    assert case.job(repeat=1)["eager_s"] is None  # set by the verifier, per shape
+    case.model.forward = lambda x: x.view(7, 7)
+    assert time_eager(case, "cpu") is None

@@ -71,3 +71,30 @@ def test_a_task_whose_model_raises_at_every_shape_is_a_usage_error(tmp_path):
     task.write_text((FIXTURES / "silu_two_rows_or_more.py").read_text().replace("x.shape[0] == 1", "True"))
     with pytest.raises(UsageError, match="its own Model raises at every drawn shape"):
         verify(task, EXAMPLES / "silu.py", device="cpu", seed=3)
+
+
+@pytest.fixture
+def judged_from_the_host(monkeypatch):
+    """Every case judged as a benchmark-size one is: from the host, reference in slices of rows, compared
+    slice by slice."""
+    from kernelwright.verify import checks, inputs, verifier
+
+    monkeypatch.setattr(verifier, "HOST_JUDGE_BYTES", 0)
+    monkeypatch.setattr(inputs, "SLICE_BYTES", 8 * 64 * 3)
+    monkeypatch.setattr(checks, "CHUNK_ELEMENTS", 1000)
+    sliced = []
+    real = inputs._run_in_rows
+    monkeypatch.setattr(inputs, "_run_in_rows", lambda case, device, double: sliced.append(case.id) or real(case, device, double=double))
+    return sliced
+
+
+def test_cases_judged_from_the_host_in_slices_give_the_same_verdicts(judged_from_the_host):
+    result = verify("rmsnorm", EXAMPLES / "rmsnorm.py", device="cpu", seed=3, shapes=4)
+    assert result.accepted, result.failures[:2]
+    assert {c["id"] for c in result.cases if c["knobs"]["tokens"] > 1} <= set(judged_from_the_host)  # one row: whole
+    data = result.as_json()
+    assert data["memory"]["task_bytes"] > 0 and data["memory"]["largest_case"]
+    assert data["memory"]["parent_peak_bytes"] is None and data["memory"]["worker_peak_bytes"] is None  # CPU
+    assert any(c.get("init_inputs") and c["passed"] for c in data["cases"]) and data["notes"] == []
+    rejected = verify("rmsnorm", FIXTURES.parent / "corpus" / "bug_wrong_epsilon.py", device="cpu", seed=3, shapes=4)
+    assert "mismatch" in {f["check"] for f in rejected.failures}

@@ -3,7 +3,8 @@
 A task file defines ``class Model(nn.Module)``, ``get_inputs()`` and ``get_init_inputs()``. Its
 module-level integer constants are shape knobs that the verifier rebinds to draw other shapes.
 Optional extensions: ``DTYPES``, ``SHAPES``, ``ATOL``/``RTOL``, ``REPLACES``, ``NATIVE``,
-``KNOB_MULTIPLE_OF``, ``FIXED``, ``DESCRIPTION``.
+``KNOB_MULTIPLE_OF``, ``FIXED``, ``DESCRIPTION``, ``INIT_VALUES`` (other values of constructor arguments
+to verify with, by position in ``get_init_inputs()``: see ``verify/constructor.py``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ SUITE_DIR = Path(__file__).parent / "suite"
 SMALLEST_KNOB = 8
 
 _EXTENSIONS = {"DTYPES", "SHAPES", "ATOL", "RTOL", "REPLACES", "NATIVE", "PEERS", "KNOB_MULTIPLE_OF", "FIXED",
-               "DESCRIPTION"}
+               "DESCRIPTION", "INIT_VALUES"}
 _module_counter = itertools.count()
 
 
