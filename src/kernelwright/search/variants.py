@@ -23,7 +23,7 @@ from kernelwright.search.codegen import MAX_TILE
 # Rows at least this wide are summed in the accurate form by default: a lane of a 4096-wide chunk then adds
 # 64 values or more in turn, and on 40_LayerNorm's 4M-element rows the plain form missed fp32's bound.
 ACCURATE_COLS = 1 << 18
-CPU_PROBE_BLOCK = 256
+CPU_PROBE_BLOCK = 64
 
 
 def _next_pow2(n: int) -> int:
@@ -48,8 +48,9 @@ def probes(kind: str, device: str = "cuda") -> list[tuple[str, dict]]:
     On the CPU the Triton interpreter pays per program and per loop iteration, not per element, and a
     KernelBench loss keeps its rows thousands wide at every verified shape (its width is a tuple the
     verifier does not shrink): 16-wide chunks made one probe of 95_CrossEntropyLoss take 9.5 minutes.
-    There the chunks are 256 wide (still several per row, with tails, at the verifier's widths) and a
-    program takes 8 rows; the whole-row path is left to best.py's own verification."""
+    There the chunks are 64 wide (still several per row, with tails, at the verifier's CPU widths of 100
+    and more) and a program takes 8 rows: 15 times fewer loop steps there; the whole-row path is left to
+    best.py's own verification."""
     if device == "cpu":
         if kind == "pointwise":
             return [("probe-pointwise", config(block=1024, warps=4, programs_per_sm=1))]
