@@ -18,8 +18,12 @@ MAX_SETS = 8
 GRAPH_BELOW_MS = 0.1  # launch-bound sizes are also timed as CUDA-graph replays
 
 
-def run_bench(job: dict, model_new_cls, build_model, device: str, scratch: str) -> dict:
+def run_bench(job: dict, model_new_cls, build_model, device: str, scratch: str, event=None) -> dict:
+    """``event(kind, shape_id, call)`` tells the parent when a candidate call starts and returns, so a
+    hanging candidate meets the per-call deadline instead of the whole-process timeout."""
     import torch
+
+    event = event or (lambda *args: None)
 
     module = import_file(Path(job["task"]), prefix="kw_task")
     saved, rows = {}, []
@@ -34,7 +38,15 @@ def run_bench(job: dict, model_new_cls, build_model, device: str, scratch: str) 
         cases = [first] + [make(s, "bench") for s in shape["seeds"][1:n_sets]]
         to_device = lambda xs: [x.to(device) if isinstance(x, torch.Tensor) else x for x in xs]  # noqa: E731
         input_sets = [to_device(c.inputs) for c in cases]
+        event("build", shape["id"])
         candidate, _ = build_model(model_new_cls, first.job(repeat=1), device)
+        event("done", shape["id"])
+        with torch.no_grad():  # the first call, alone and watched: it compiles, and it may hang
+            event("call", shape["id"], 0)
+            candidate(*input_sets[0])
+            if device.startswith("cuda"):
+                torch.cuda.synchronize()
+            event("done", shape["id"], 0)
         eager = first.model.to(device)
         with torch.no_grad():
             calls, notes = baselines.build(module, eager, input_sets, job["baselines"], device)
@@ -47,9 +59,11 @@ def run_bench(job: dict, model_new_cls, build_model, device: str, scratch: str) 
                 for name in timed:
                     timed[name]["graph"] = graphed[name]["graph"]
             check = make(shape["check_seed"], "recheck")
+            event("call", shape["id"], 1)
             out = candidate(*to_device(check.inputs))
             if device.startswith("cuda"):
                 torch.cuda.synchronize()
+            event("done", shape["id"], 1)
         items = list(out) if isinstance(out, (tuple, list)) else [out]
         saved[shape["id"]] = [o.detach().to("cpu", copy=True) for o in items if isinstance(o, torch.Tensor)]
         rows.append({"id": shape["id"], "timed": timed, "notes": notes, "input_sets": len(input_sets)})

@@ -21,11 +21,17 @@ import time
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from kernelwright.sandbox import reaper
+from kernelwright.sandbox.deadline import CallWatch, EventStream, parse_event
 from kernelwright.sandbox.environment import scrubbed_env
 
 LOG_TAIL_CHARS = 4000
+POLL_S = 0.05
+COMPILE_CACHES = ("triton-cache", "torch-extensions")
+CACHE_CHECK_S = 1.0
+COMPILE_GRACE_S = 3.0  # a compile cache written this recently counts as compiling, not as a hang
 
 SIGNAL_REASONS = {
     signal.SIGSEGV: ("segfault", "the candidate process crashed with a segmentation fault"),
@@ -75,8 +81,8 @@ def network_isolation() -> tuple[list[str], str]:
     return [unshare, "-n"], "network removed with unshare -n"
 
 
-def _tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, from /proc."""
+def _tree_usage(pid: int) -> tuple[float, int]:
+    """Resident memory (MB) of a process and all its descendants, and how many descendants, from /proc."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in os.listdir("/proc"):
@@ -89,12 +95,27 @@ def _tree_rss_mb(pid: int) -> float:
             rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE")
         except (OSError, IndexError, ValueError):
             continue
-    total, stack = 0, [pid]
+    total, count, stack = 0, -1, [pid]
     while stack:
         p = stack.pop()
         total += rss.get(p, 0)
+        count += 1
         stack.extend(children.get(p, []))
-    return total / 2**20
+    return total / 2**20, max(count, 0)
+
+
+def _cache_signature(scratch: Path) -> tuple[int, int]:
+    """(files, newest mtime) of the worker's compile caches: it changes while Triton or a C++ build writes."""
+    files = newest = 0
+    for name in COMPILE_CACHES:
+        for root, _, names in os.walk(scratch / name):
+            for n in names:
+                try:
+                    newest = max(newest, os.stat(os.path.join(root, n)).st_mtime_ns)
+                except OSError:
+                    continue
+                files += 1
+    return files, newest
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -107,48 +128,55 @@ def _kill_group(proc: subprocess.Popen) -> None:
 
 def run_worker(job: dict[str, Any], *, device: str, limits: Limits = Limits(),
                scratch_root: Path | None = None, keep_scratch: bool = False,
-               wrapper: tuple[str, ...] | list[str] = ()) -> WorkerOutcome:
+               wrapper: tuple[str, ...] | list[str] = (),
+               progress: Callable[[str], None] | None = None) -> WorkerOutcome:
     """Run one job in a fresh sandboxed worker process and return how it ended; never raises for the
-    candidate's sake. ``wrapper`` is a command the worker runs under (``compute-sanitizer ...``)."""
+    candidate's sake. ``wrapper`` is a command the worker runs under (``compute-sanitizer ...``; per-call
+    deadlines are then off: the wrapper slows every kernel). ``progress`` gets a heartbeat line at most
+    every ~10 s. Raises ``reaper.Interrupted`` when kernelwright is ending on a signal."""
     import torch
 
+    _refuse_when_stopping()
     scratch = Path(tempfile.mkdtemp(prefix="kw-worker-", dir=scratch_root))
     torch.save(job, scratch / "job.pt")
     prefix, note = network_isolation()
     nonce = secrets.token_hex(16)
     read_fd, write_fd = os.pipe()
+    alive_read, alive_write = os.pipe()  # we never write; the worker sees EOF when this process is gone
     log_path = scratch / "worker.log"
     started = time.monotonic()
+    watch = CallWatch(job, device, started, enabled=not wrapper)
     reason = message = None
-    with open(log_path, "wb") as log, os.fdopen(read_fd, "rb", buffering=0) as report_pipe:
-        proc = subprocess.Popen(
-            [*prefix, *wrapper, sys.executable, "-m", "kernelwright.sandbox.worker", str(scratch), device, str(write_fd)],
-            stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=scratch,
-            env=scrubbed_env(scratch, interpret=device == "cpu"), pass_fds=(write_fd,), start_new_session=True,
-        )
-        os.close(write_fd)
-        proc.stdin.write(nonce.encode() + b"\n")
-        proc.stdin.close()
-        os.set_blocking(report_pipe.fileno(), False)
-        chunks: list[bytes] = []
-        peak_mb = 0.0
-        while True:
-            _drain(report_pipe, chunks)
-            if proc.poll() is not None:
-                break
-            elapsed = time.monotonic() - started
-            if elapsed > limits.timeout_s:
-                _kill_group(proc)
-                reason, message = "timeout", f"the candidate process did not finish within {limits.timeout_s:g} s and was killed"
-                break
-            peak_mb = max(peak_mb, _tree_rss_mb(proc.pid))
-            if peak_mb > limits.memory_mb:
-                _kill_group(proc)
-                reason, message = "out_of_memory", f"the candidate process used {peak_mb:.0f} MB of host memory (limit {limits.memory_mb} MB) and was killed"
-                break
-            time.sleep(0.05)
-        _kill_group(proc)  # descendants a candidate left running die with the group
-        _drain(report_pipe, chunks)
+    chunks: list[bytes] = []
+    peak_mb = 0.0
+    try:
+        with open(log_path, "wb") as log, os.fdopen(read_fd, "rb", buffering=0) as report_pipe:
+            proc = subprocess.Popen(
+                [*prefix, *wrapper, sys.executable, "-m", "kernelwright.sandbox.worker", str(scratch), device,
+                 str(write_fd), str(alive_read)],
+                stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, cwd=scratch,
+                env=scrubbed_env(scratch, interpret=device == "cpu"), pass_fds=(write_fd, alive_read),
+                start_new_session=True, preexec_fn=reaper.die_with_parent(os.getpid()),
+            )
+            reaper.register(proc.pid)
+            try:
+                os.close(write_fd)
+                os.close(alive_read)
+                write_fd = alive_read = -1
+                proc.stdin.write(nonce.encode() + b"\n")
+                proc.stdin.close()
+                os.set_blocking(report_pipe.fileno(), False)
+                reason, message, peak_mb = _supervise(proc, report_pipe, chunks, EventStream(nonce), watch,
+                                                      scratch, limits, started, progress)
+            finally:
+                _kill_group(proc)  # descendants a candidate left running die with the group
+                reaper.unregister(proc.pid)
+                _drain(report_pipe, chunks)
+    finally:
+        for fd in (write_fd, alive_read, alive_write):
+            if fd >= 0:
+                os.close(fd)
+    _refuse_when_stopping()  # a worker we killed on a signal is no verdict on the candidate
     seconds = time.monotonic() - started
     log_tail = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
     report = None
@@ -158,11 +186,53 @@ def run_worker(job: dict[str, Any], *, device: str, limits: Limits = Limits(),
         ok=reason is None, reason=reason, message=message or "", report=report, log_tail=log_tail,
         network_isolated=bool(prefix), isolation_note=note, seconds=seconds,
         result_path=scratch / "result.pt" if (scratch / "result.pt").exists() else None,
-        extra={"scratch": str(scratch), "peak_rss_mb": round(peak_mb, 1)},
+        extra={"scratch": str(scratch), "peak_rss_mb": round(peak_mb, 1), **watch.summary()},
     )
     if not keep_scratch and outcome.result_path is None:
         shutil.rmtree(scratch, ignore_errors=True)
     return outcome
+
+
+def _refuse_when_stopping() -> None:
+    signum = reaper.stopping()
+    if signum is not None:
+        raise reaper.Interrupted(f"kernelwright is stopping on signal {signum}; no candidate process was run to the end")
+
+
+def _supervise(proc, report_pipe, chunks: list[bytes], stream: EventStream, watch: CallWatch, scratch: Path,
+               limits: Limits, started: float, progress) -> tuple[str | None, str | None, float]:
+    """Poll the worker until it exits or breaks a limit: (reason, message, peak RSS in MB)."""
+    peak_mb = 0.0
+    last = started
+    cache = (_cache_signature(scratch), started)  # (signature, when it last changed)
+    next_cache_check = started
+    while True:
+        before = len(chunks)
+        _drain(report_pipe, chunks)
+        now = time.monotonic()
+        for event in stream.feed(b"".join(chunks[before:])):
+            watch.on_event(event, now)
+        if proc.poll() is not None:
+            return None, None, peak_mb
+        if now - started > limits.timeout_s:
+            return "timeout", f"the candidate process did not finish within {limits.timeout_s:g} s and was killed", peak_mb
+        rss_mb, descendants = _tree_usage(proc.pid)
+        peak_mb = max(peak_mb, rss_mb)
+        if peak_mb > limits.memory_mb:
+            return "out_of_memory", (f"the candidate process used {peak_mb:.0f} MB of host memory "
+                                     f"(limit {limits.memory_mb} MB) and was killed"), peak_mb
+        if now >= next_cache_check:
+            signature = _cache_signature(scratch)
+            cache = (signature, now) if signature != cache[0] else cache
+            next_cache_check = now + CACHE_CHECK_S
+        if descendants or now - cache[1] < COMPILE_GRACE_S:
+            watch.pause(now - last)
+        last = now
+        overrun = watch.overrun(now)
+        if overrun:
+            return "timeout", overrun, peak_mb
+        watch.heartbeat(now, progress)
+        time.sleep(POLL_S)
 
 
 def _drain(pipe, chunks: list[bytes]) -> None:
@@ -177,14 +247,18 @@ def _drain(pipe, chunks: list[bytes]) -> None:
 
 
 def _parse_report(raw: bytes, nonce: str, returncode: int) -> tuple[dict | None, str | None, str | None]:
+    """The worker's one final report from the report pipe: every line must carry the nonce; progress
+    events (``parse_event``) may come before it, and anything else is a forgery."""
     lines = [line for line in raw.decode(errors="replace").splitlines() if line.strip()]
     reports = []
     for line in lines:
+        if parse_event(line, nonce) is not None:
+            continue
         try:
             reports.append(json.loads(line))
         except json.JSONDecodeError:
             return None, "report_forged", "the report channel held something other than the worker's report"
-    genuine = [r for r in reports if isinstance(r, dict) and r.get("nonce") == nonce]
+    genuine = [r for r in reports if isinstance(r, dict) and r.get("nonce") == nonce and "event" not in r]
     if len(reports) > 1 or (reports and not genuine):
         return None, "report_forged", "the report channel was written by something other than the worker"
     if returncode < 0 and -returncode in SIGNAL_REASONS:

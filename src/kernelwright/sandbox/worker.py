@@ -1,9 +1,11 @@
 """The child side of the process boundary: the only module that imports and runs candidate code.
 
-Invoked as ``python -m kernelwright.sandbox.worker SCRATCH DEVICE REPORT_FD`` by ``runner.py``. It reads
-the parent's nonce from stdin before anything else runs, sets ``TRITON_INTERPRET`` for CPU runs before
+Invoked as ``python -m kernelwright.sandbox.worker SCRATCH DEVICE REPORT_FD ALIVE_FD`` by ``runner.py``.
+It starts watching ALIVE_FD (EOF: the parent is gone, so this process group kills itself), reads the
+parent's nonce from stdin before anything else runs, sets ``TRITON_INTERPRET`` for CPU runs before
 Triton can be imported, loads ``job.pt`` from SCRATCH, does what the job asks, saves tensors to
-``result.pt`` and writes one JSON line (with the nonce) to REPORT_FD.
+``result.pt`` and writes one JSON line (with the nonce) to REPORT_FD. Before that line come progress
+events (``build``/``call``/``done``, also with the nonce) from which the parent enforces per-call deadlines.
 """
 
 from __future__ import annotations
@@ -13,30 +15,50 @@ import os
 import sys
 import traceback
 
+from kernelwright.sandbox.reaper import watch_parent
+
+# Bound before any candidate code is imported: a candidate that patches json or os must not see the nonce.
+_dumps = json.dumps
+_write = os.write
+
 
 def main() -> None:
     scratch, device, report_fd = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    if len(sys.argv) > 4:
+        watch_parent(int(sys.argv[4]))  # before the guards snapshot the threads: this one is ours
     nonce = sys.stdin.readline().strip()
     if device == "cpu":
         os.environ["TRITON_INTERPRET"] = "1"
-    channel = os.fdopen(report_fd, "w")
+    report = _channel(report_fd, nonce)
 
-    def report(payload: dict) -> None:
-        channel.write(json.dumps({**payload, "nonce": nonce}) + "\n")
-        channel.flush()
+    def event(kind: str, case: str, call: int | None = None) -> None:
+        report({"event": kind, "case": case, **({} if call is None else {"call": call})})
 
     try:
-        payload = _run(scratch, device)
+        payload = _run(scratch, device, event)
     except CandidateError as exc:
         payload = {"status": "error", "reason": exc.reason, "message": exc.message, "traceback": exc.tb}
     except BaseException as exc:  # noqa: BLE001 -- every way a candidate can fail becomes a report
         reason, message = classify(exc)
         payload = {"status": "error", "reason": reason, "message": message, "traceback": _tb(exc)}
     report(payload)
-    channel.close()
+    os.close(report_fd)
     sys.stdout.flush()
     # Skip interpreter teardown: a candidate's atexit hooks and CUDA context teardown are not our result.
     os._exit(0)
+
+
+def _channel(fd: int, nonce: str):
+    """A writer of nonce-carrying JSON lines. The nonce is spliced in as text, never handed to json."""
+    head = '{"nonce": "%s"' % nonce
+
+    def send(fields: dict) -> None:
+        body = _dumps(fields)
+        data = (head + (", " + body[1:] if body != "{}" else "}") + "\n").encode()
+        while data:
+            data = data[_write(fd, data):]
+
+    return send
 
 
 class CandidateError(Exception):
@@ -67,7 +89,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
     return "exception", text[:800]
 
 
-def _run(scratch: str, device: str) -> dict:
+def _run(scratch: str, device: str, event) -> dict:
     import torch
 
     job = torch.load(os.path.join(scratch, "job.pt"), weights_only=False)
@@ -86,14 +108,14 @@ def _run(scratch: str, device: str) -> dict:
         guards = Guards(job["candidate"], sys.modules[__name__])
         model_new_cls = _load_candidate(job["candidate"])
         _raise_violations(guards, "importing the candidate")
-        return _run_cases(job, model_new_cls, device, scratch, guards)
+        return _run_cases(job, model_new_cls, device, scratch, guards, event)
     if job["mode"] == "naive":
         from kernelwright.verify.naive_side import run_naive
 
         return run_naive(job, _load_candidate(job["candidate"]), device, scratch)
     model_new_cls = _load_candidate(job["candidate"])
     if job["mode"] == "bench":
-        return run_bench(job, model_new_cls, _build_model, device, scratch)
+        return run_bench(job, model_new_cls, _build_model, device, scratch, event=event)
     raise CandidateError("internal", f"unknown job mode {job['mode']!r}")
 
 
@@ -167,7 +189,7 @@ def _raise_violations(guards, when: str) -> None:
 MIN_TRACED_ELEMENTS = 4096
 
 
-def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards) -> dict:
+def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards, event) -> dict:
     import torch
 
     from kernelwright.verify.guard import GLUE_OPS, TORCH_OP_BUDGET
@@ -177,10 +199,11 @@ def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards) -> d
     results, saved = [], {}
     for case in job["cases"]:
         try:
-            results.append(_run_case(case, model_new_cls, device, saved, guards, allowed, budget))
+            results.append(_run_case(case, model_new_cls, device, saved, guards, allowed, budget, event))
         except CandidateError:
             raise
         except BaseException as exc:  # noqa: BLE001
+            event("done", case["id"])  # the call that raised has returned: its deadline ends here
             reason, message = classify(exc)
             results.append({"id": case["id"], "error": {"reason": reason, "message": message, "traceback": _tb(exc)}})
             if reason.startswith("cuda") or reason == "exit_called":
@@ -191,14 +214,16 @@ def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards) -> d
     return {"status": "ok", "cases": results, "torch": torch.__version__, "peak_bytes": peak}
 
 
-def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allowed, budget: float) -> dict:
+def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allowed, budget: float, event) -> dict:
     """Run ModelNew on clones of the case's inputs ``repeat`` times, then on each variant input set (same
     shape, other values), poisoning memory before each call and checking each call as it returns."""
     import torch
 
     from kernelwright.verify.guard import live_tensor_bytes
 
+    event("build", case["id"])
     model, note = _build_model(model_new_cls, case, device)
+    event("done", case["id"])
     _raise_violations(guards, "building ModelNew")
     input_sets = [case["inputs"]] * case.get("repeat", 1) + list(case.get("variants", []))
     runs, mutated, metas, violations = [], set(), [], {}
@@ -221,6 +246,7 @@ def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allow
         launched = guards.launches
         trace = guards.op_trace(allowed, device)
         trace.big = max([x.numel() // 2 for x in originals if isinstance(x, torch.Tensor) and x.is_floating_point()] or [1])
+        event("call", case["id"], call)
         with torch.no_grad(), trace:
             out = model(*clones)
         outputs = _outputs_as_list(out)
@@ -228,7 +254,8 @@ def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allow
         # a thread is still running now, so these differ from what the outputs hold after the sync.
         early = [o.detach().clone() for o in outputs]
         if device.startswith("cuda"):
-            torch.cuda.synchronize()  # the whole device: side streams included
+            torch.cuda.synchronize()  # the whole device: side streams included; a hung kernel hangs here
+        event("done", case["id"], call)
         threads = guards.new_threads()
         if threads:
             flag("background_thread", f"forward returned with thread(s) {threads[:3]} still running: work "
