@@ -105,6 +105,10 @@ def test_layer_is_pure_and_imports_are_relative(repo):
     for needle in ("LlamaRMSNorm", "RMSNorm", "Not verified on a GPU", "Not benchmarked", "bfloat16", "Known limits",
                    "no backward", "get_local_kernel", "kernelize"):
         assert needle in card, needle
+    assert "https://github.com/)" not in card  # no link to nowhere
+    for block in card.split("```python")[1:]:
+        snippet = block.split("```")[0]
+        assert "Path(" not in snippet or "from pathlib import Path" in snippet
 
 
 def test_generated_tests_load_with_get_local_kernel_and_match_pytorch(repo):

@@ -476,7 +476,9 @@ class Conductor:
         bench = best.judgement.bench if best else None
         result = SessionResult(self.out, self.run_id, reason, best.name if best else None,
                                self.dir.best_path if best else None, best.score if best else None,
-                               sum(1 for e in self.entries.values() if e.role != "seed"), len(ranked),
+                               # written candidates and how many of them were accepted: the seed is in neither
+                               sum(1 for e in self.entries.values() if e.role != "seed"),
+                               sum(1 for e in ranked if e.role != "seed"),
                                self.journal.totals(), judge(accepted=best is not None, device=self.device, bench=bench),
                                bench, dict(self.ledger.counts), self.ledger.resumed)
         self._write_json(Path("summary.json"), {**result.as_json(), "lineage": [

@@ -77,11 +77,11 @@ def render_card(*, name: str, repo_id: str, function: str, args: list[str], task
     """``kind`` "cuda" is a kernel-builder source repository (CUDA C++): ``build_steps`` say how to build it."""
     gpu = [v for v in verifications if str(v.get("device", "")).startswith("cuda")]
     if kind == "triton":
-        intro = (f"{task.description or task.name}. Triton kernel found and verified by [kernelwright](https://github.com/); "
+        intro = (f"{task.description or task.name}. Triton kernel found and verified by kernelwright; "
                  "packaged in the Hugging Face `kernels` layout.")
     else:
         intro = (f"{task.description or task.name}. CUDA C++ kernel (a `load_inline` candidate) verified by "
-                 "[kernelwright](https://github.com/); packaged as a `kernel-builder` **source** repository. Nothing "
+                 "kernelwright; packaged as a `kernel-builder` **source** repository. Nothing "
                  "was compiled when it was packaged, so there is no `build/` directory: build it as below.")
     lines = ["---", "library_name: kernels", f"license: {license}", "tags:", "- kernel", f"- {kind}", "- kernelwright",
              "---", "", f"# {name}", "", intro, ""]
@@ -107,11 +107,13 @@ def render_card(*, name: str, repo_id: str, function: str, args: list[str], task
         lines += ["## How to build", "", *build_steps, ""]
     local = ("# or, from a checkout of this repository: kernel = get_local_kernel(Path(\".\"))" if kind == "triton" else
              "# or, after `kernel-builder build-and-copy` in this repository: kernel = get_local_kernel(Path(\".\"))")
-    lines += ["## Install and use", "", "```python", "from kernels import get_kernel, get_local_kernel", "",
+    lines += ["## Install and use", "", "```python", "from pathlib import Path", "",
+              "from kernels import get_kernel, get_local_kernel", "",
               f'kernel = get_kernel("{repo_id}", version=1, trust_remote_code=True)  # after upload', local,
               f"y = kernel.{function}({', '.join(args)})", "```", ""]
     if layer:
         lines += ["Swap the layer into a `transformers` model:", "", "```python",
+                  "from pathlib import Path", "",
                   "from kernels import LocalLayerRepository, Mode, kernelize, use_kernel_mapping", "",
                   f'mapping = {{"{layer_key}": {{"cuda": LocalLayerRepository(repo_path=Path("."), '
                   f'layer_name="{layer}")}}}}',

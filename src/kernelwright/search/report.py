@@ -88,7 +88,7 @@ def render_optimize(console: Console, result) -> None:
         totals = session.get("totals") or {}
         cost = f"${totals.get('dollars', 0.0):.2f}" + (" (some calls unpriced)" if totals.get("calls_without_price") else "")
         console.print(escape(f"stopped: {session['stop_reason']}; {session['candidates']} candidates, "
-                             f"{session['accepted']} accepted; {totals.get('calls', 0)} LLM calls, "
+                             f"{session['accepted']} of them accepted (the seed kernel not counted); {totals.get('calls', 0)} LLM calls, "
                              f"{totals.get('tokens', 0)} tokens, {cost}"), highlight=False)
     tuning = result.tuning
     if tuning and result.device != "cpu":
