@@ -67,7 +67,7 @@ def test_debugger_attempts_are_bounded(tmp_path):
     keys = [k for (k,) in con.execute("SELECT call_key FROM llm_calls")]
     assert sorted(keys) == ["r01/plan", "r01/s00/fix1", "r01/s00/fix2", "r01/s00/write"]
     assert result.best == "seed-0" and names["best"] == "seed-0"
-    assert (result.candidates, result.accepted) == (1, 0)  # the rejected write counted, the seed in neither
+    assert (result.candidates, result.accepted) == (3, 0)  # a write and two repairs, all rejected; the seed in neither
 
 
 def test_budget_stops_the_session(tmp_path):
