@@ -19,6 +19,18 @@ app = typer.Typer(help="kernelwright: verify, benchmark and search GPU kernels f
 console = Console()
 errors = Console(stderr=True)
 
+
+@app.callback()
+def _main() -> None:
+    # Every command may start candidate processes: on SIGINT/SIGTERM/SIGHUP they die before we exit.
+    from kernelwright.sandbox.reaper import install_signal_handlers
+
+    install_signal_handlers()
+
+
+def _heartbeat(line: str) -> None:
+    errors.print(line, markup=False, highlight=False)
+
 DEVICE_HELP = "auto (a GPU if visible), cpu (Triton interpreter: correctness only) or cuda[:N]"
 
 
@@ -64,7 +76,7 @@ def verify(
 
     try:
         result = run_verify(task, candidate, device=device, limits=Limits(timeout, memory_mb), shapes=shapes,
-                            sanitize=sanitize)
+                            sanitize=sanitize, progress=_heartbeat)
     except KernelwrightError as exc:
         _fail_usage(exc)
     if as_json:
@@ -126,7 +138,7 @@ def bench(
 
     try:
         result = run_bench(task, candidate, device=device, dtype=dtype, limits=Limits(timeout_s=timeout),
-                           baseline_kinds=baselines, sweep=sweep)
+                           baseline_kinds=baselines, sweep=sweep, progress=_heartbeat)
         out = out or (Path(f"bench-{result.task}") if sweep else None)
         written = write(result, out, plot=plot) if out else []
     except KernelwrightError as exc:

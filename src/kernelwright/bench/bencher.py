@@ -95,7 +95,7 @@ def sweep_shapes(task: Task) -> list[dict[str, int]]:
 
 def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shapes: list[dict] | None = None,
           dtype: str | None = None, limits: Limits = Limits(), warmup_ms: float = 25, rep_ms: float = 100,
-          baseline_kinds: str | None = None, sweep: bool = False) -> BenchResult:
+          baseline_kinds: str | None = None, sweep: bool = False, progress=None) -> BenchResult:
     """Benchmark ``candidate`` at ``shapes`` (default: the task file's own knobs; ``sweep``: every shape
     in ``SHAPES`` or a size ladder) in ``dtype`` (default: the task's first). On CPU the shapes shrink
     and timings are labelled not meaningful."""
@@ -122,7 +122,7 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
              "check_seed": secrets.randbits(31)} for i, s in enumerate(shapes)]
     outcome = run_worker({"mode": "bench", "candidate": str(candidate_path.resolve()), "task": str(task_obj.path),
                           "shapes": plan, "warmup_ms": warmup_ms, "rep_ms": rep_ms, "baselines": kinds},
-                         device=device, limits=limits)
+                         device=device, limits=limits, progress=progress)
     if not outcome.ok:
         result.failures.append({"check": outcome.reason, "message": outcome.message})
         result.log_tail = outcome.log_tail

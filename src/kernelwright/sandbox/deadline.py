@@ -10,24 +10,41 @@ holds in the job: the worker's word is not needed for it.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
 # Below the floor a call is never a hang: a GPU call of a few ms, and on the CPU a Triton interpreter
-# call that runs one Python program per row (seconds on the largest verified shapes, more on a busy CI).
-FLOOR_S = {"cpu": 15.0, "cuda": 10.0}
+# call that runs one Python program per row (at most 2.7 s measured on the bundled examples' verified
+# shapes, on a 2-core machine running other tests too).
+FLOOR_S = {"cpu": 10.0, "cuda": 10.0}
 EAGER_FACTOR = 50
 # The first build and the first call of a process also import lazily and compile (Triton JIT, autotune).
-FIRST_ALLOWANCE_S = {"cpu": 5.0, "cuda": 15.0}
+FIRST_ALLOWANCE_S = {"cpu": 3.0, "cuda": 15.0}
+# An oversubscribed CPU runs every call proportionally slower: CPU deadlines stretch with the load, this far.
+MAX_LOAD_STRETCH = 4.0
 HEARTBEAT_S = 10.0
 EVENTS = ("build", "call", "done")
 
 
-def call_deadline(device: str, eager_s: float | None, *, first: bool) -> float:
-    """Seconds one phase may take: max(floor, 50 x the task's own eager call) + the first-call allowance."""
+def call_deadline(device: str, eager_s: float | None, *, first: bool, stretch: float = 1.0) -> float:
+    """Seconds one phase may take: (max(floor, 50 x the task's own eager call) + the first-call
+    allowance) x ``stretch`` (the CPU's load, see ``load_stretch``)."""
     kind = "cpu" if device == "cpu" else "cuda"
     budget = max(FLOOR_S[kind], EAGER_FACTOR * eager_s if eager_s and eager_s > 0 else 0.0)
-    return budget + (FIRST_ALLOWANCE_S[kind] if first else 0.0)
+    return (budget + (FIRST_ALLOWANCE_S[kind] if first else 0.0)) * stretch
+
+
+def load_stretch(device: str) -> float:
+    """How much slower than on an idle machine a CPU (interpreter) call runs now: the 1-minute load per
+    core, from 1 to MAX_LOAD_STRETCH. A GPU's calls do not share the host's cores: always 1."""
+    if device != "cpu":
+        return 1.0
+    try:
+        per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:
+        return 1.0
+    return round(min(MAX_LOAD_STRETCH, max(1.0, per_core)), 2)
 
 
 class EventStream:
@@ -64,6 +81,7 @@ class Phase:
     started: float
     first: bool
     eager_s: float | None
+    stretch: float = 1.0
 
     def describe(self) -> str:
         if self.kind == "build":
@@ -78,6 +96,8 @@ class Phase:
         text = "max(" + ", ".join(parts) + ")" if len(parts) > 1 else parts[0]
         if self.first:
             text += f" + {FIRST_ALLOWANCE_S[kind]:g} s for the first {self.kind} of the process"
+        if self.stretch > 1:
+            text = f"({text}) x {self.stretch:g} for the CPU's load"
         return text
 
 
@@ -115,8 +135,9 @@ class CallWatch:
         first = kind not in self.kinds_seen
         self.kinds_seen.add(kind)
         call = event.get("call") if isinstance(event.get("call"), int) else 0
+        stretch = load_stretch(self.device)
         self.phase = Phase(kind, case, call if kind == "call" else None,
-                           call_deadline(self.device, eager, first=first), now, first, eager)
+                           call_deadline(self.device, eager, first=first, stretch=stretch), now, first, eager, stretch)
         self.last_case = case
 
     def pause(self, seconds: float) -> None:
@@ -130,7 +151,7 @@ class CallWatch:
         phase = self.phase
         if not self.enabled or phase is None or now - phase.started <= phase.budget_s:
             return None
-        return (f"{phase.describe()} did not return within {phase.budget_s:g} s ({phase.why(self.device)}); "
+        return (f"{phase.describe()} did not return within {phase.budget_s:.0f} s ({phase.why(self.device)}); "
                 "the candidate process was killed")
 
     def heartbeat(self, now: float, progress: Callable[[str], None] | None) -> None:

@@ -103,13 +103,14 @@ def _time_eager(cases: list[Case], device: str) -> None:
 
 def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limits: Limits = Limits(),
            shapes: int = MIN_SHAPES, seed: int | None = None, static_policy: bool = True,
-           sanitize: bool = False, benchmark_shape: bool = True) -> VerifyResult:
+           sanitize: bool = False, benchmark_shape: bool = True, progress=None) -> VerifyResult:
     """Verify ``candidate`` against ``task``. Raises ``UsageError`` for bad input; a bad candidate is a
     rejected ``VerifyResult``, never an exception.
 
     ``static_policy=False`` skips the AST pass (to show the dynamic checks stand on their own);
     ``sanitize=True`` (GPU only) also runs one case under compute-sanitizer's memcheck and racecheck;
-    ``benchmark_shape=False`` leaves the task's own (large) shape out of a GPU run's cases."""
+    ``benchmark_shape=False`` leaves the task's own (large) shape out of a GPU run's cases;
+    ``progress`` (a callable taking one line) hears "verify: case 7 of 41 (...), 23 s" at most every ~10 s."""
     started = time.monotonic()
     device = resolve_device(device)
     task_obj = load_task(task)
@@ -136,7 +137,8 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
     memory.reset_peak(device)
     try:
         return _verify_cases(result, task_obj, candidate_path, extensions, started, device=device, limits=limits,
-                             shapes=shapes, seed=seed, sanitize=sanitize, benchmark_shape=benchmark_shape)
+                             shapes=shapes, seed=seed, sanitize=sanitize, benchmark_shape=benchmark_shape,
+                             progress=progress)
     except Exception as exc:
         import torch
 
@@ -149,7 +151,7 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
 
 def _verify_cases(result: VerifyResult, task_obj: Task, candidate_path: Path, extensions: dict, started: float, *,
                   device: str, limits: Limits, shapes: int, seed: int | None, sanitize: bool,
-                  benchmark_shape: bool) -> VerifyResult:
+                  benchmark_shape: bool, progress=None) -> VerifyResult:
     notes: list[str] = []
     cases = plan_cases(task_obj, device, shapes=shapes, seed=seed, benchmark_shape=benchmark_shape, notes=notes)
     largest = memory.largest(cases)
@@ -161,7 +163,7 @@ def _verify_cases(result: VerifyResult, task_obj: Task, candidate_path: Path, ex
     by_id = {c.id: c for c in cases}
     outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()),
                           "allowed_ops": extensions["ops"], "cases": [c.job(repeat=REPEATS) for c in cases]},
-                         device=device, limits=limits)
+                         device=device, limits=limits, progress=progress)
     result.environment.update(network_isolated=outcome.network_isolated, isolation_note=outcome.isolation_note)
     result.record("process", outcome.ok)
     if not outcome.ok:
