@@ -1,22 +1,33 @@
 """The offline agent on the run layer: capture, generate, verify, tune, keep the best — within a time budget.
 
 Flow: the graph is captured and the kernel generated *before* anything is written, so an operator the
-generator does not cover leaves nothing behind. Then the probe candidates (same kernel, configurations
-that drive every code path) are verified on the verifier's small drawn shapes only; on a GPU, each
-tuning round benchmarks one candidate whose table gives every shape bucket its next-ranked
-configuration (one worker per round, all buckets at once; the bench re-checks every output at the real
-shape); the best configuration per bucket goes into ``best.py``, which is verified once more, now with
-the benchmark shape too, and benchmarked against every baseline. On the CPU (Triton interpreter)
-nothing is tuned by time. Every evaluation goes through the ledger, so a killed run resumes.
+generator does not cover leaves nothing behind. Then, in this order:
+
+1. the first probe (the same kernel in a configuration that drives one code path) is verified on the
+   verifier's small drawn shapes only: a broken generator is found at the cost of small shapes;
+2. the *prior* table (every shape bucket's first-ranked configuration: best.py without any tuning) is
+   verified with the benchmark shape too; accepted, it is written as ``best.py`` at once (atomically)
+   and stays the fallback: from here on the run ends with a verified ``best.py`` whatever the budget
+   does later;
+3. the remaining probes (small shapes), then, on a GPU, tuning rounds: round k benchmarks one candidate
+   whose table gives every bucket its k-th ranked configuration (round 0 is the prior, the yardstick);
+4. a tuned table faster than the prior (by the rounds' timings) is verified with the benchmark shape and
+   replaces ``best.py`` only when accepted;
+5. ``best.py`` is benchmarked against every baseline (GPU only).
+
+On the CPU (Triton interpreter) nothing is tuned by time and there is no benchmark shape, so the run is
+the probe and the prior. Every evaluation goes through the ledger, so a killed run resumes.
 
 Time budget (``minutes``, default 3; :class:`Clock`): the run ends within the budget plus a 10 % margin.
-Before every phase the rest of the run is projected (the probes still to verify, the tuning round, the
-final verify and the final benchmark: :func:`projected_finish`), and the phase is cut when it would not
-fit: the remaining probes are skipped, tuning stops, the final benchmark runs with fewer repetitions or
-fewer shapes. Every worker's timeout is at most what the budget has left plus the margin, so one slow
-verification cannot blow it. On the CPU the verifications draw fewer shapes when the budget is short.
-What the budget cut is listed in the verdict. A resumed run replays its finished evaluations from the
-store at no cost and then has the whole budget for what is left.
+The projection is built from measured costs only (:class:`Costs`): the prior's verification is the unit
+(a benchmark-shape evaluation), small-shape probes are measured apart (warm ones preferred: the first pays
+the cold compile), tuning rounds once one has run. Before each later probe and each round the rest of the
+run is projected (that step, the verification of a tuned table when one may come out of it, the final
+benchmark) and the step is skipped when it would not fit. Every worker's timeout is at most what the
+budget has left (less what later phases need) plus the margin, so one slow evaluation cannot blow it; the
+final benchmark runs shortened when the full one would not fit. On the CPU the verifications draw fewer
+shapes when the budget is short. What the budget cut is listed in the verdict. A resumed run replays its
+finished evaluations from the store at no cost and then has the whole budget for what is left.
 """
 
 from __future__ import annotations
@@ -24,7 +35,7 @@ from __future__ import annotations
 import inspect
 import math
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -50,16 +61,18 @@ MIN_TIMEOUT_S = 5.0
 TUNE_BENCH = {"baseline_kinds": "eager", "warmup_ms": 10.0, "rep_ms": 30.0}
 FULL_BENCH = {"warmup_ms": 25.0, "rep_ms": 100.0}
 SHORT_BENCH = {"warmup_ms": 5.0, "rep_ms": 20.0}  # the final bench when the full one would not fit
-# Projections, from `optimize` on an H200 (2026-11-21, benchmarks/RESULTS.md): tuning rounds took 1.2-3
-# warm verifications and the final benchmark against every baseline 1.4-1.9 rounds. The probes verify
-# small shapes only since issue 11; best.py's verification adds the benchmark shape, projected as one more
-# round (a round draws inputs and re-checks outputs at every benchmark shape). Not yet re-measured.
-ROUND_PER_VERIFY = 1.5
-FINAL_PER_ROUND = 1.8
+# The final benchmark against the slower of a measured tuning round and a benchmark-shape verification.
+# It does what a round does (inputs drawn and outputs re-checked at every benchmark shape, eager timed)
+# plus torch.compile per shape and 3x the repetitions: on an H200 it took 1.4-1.9 tuning rounds
+# (2026-11-21) and 0.94 of best.py's verification on 40_LayerNorm (15 s against 16 s, issue 11). 1.5
+# covers the usual case without holding back the top of that range: a final benchmark that would not
+# fit runs shortened (SHORT_BENCH), so underestimating it costs repetitions, never the verified kernel.
+FINAL_PER_COST = 1.5
 STOP_ROUNDS = "round budget reached"
 STOP_EXHAUSTED = "every ranked configuration tried"
 STOP_TIME = "time budget"
 STOP_CPU = "the CPU tunes nothing by time"
+STOP_PROBE = "a probe failed verification"
 VERIFY_SHAPES = 8
 MIN_CPU_SHAPES = 2  # fewer drawn shapes than this and a probe is skipped instead
 
@@ -77,26 +90,39 @@ def time_limit_s(minutes: float | None) -> float | None:
     return minutes * 60 if minutes > 0 else None
 
 
-def _round_estimate(round_s: list[float], verify_s: float) -> float:
-    return max(round_s) if round_s else ROUND_PER_VERIFY * verify_s
+@dataclass
+class Costs:
+    """Seconds the run has measured; every projection is built from these, never from a guess."""
 
+    probes: list[float] = field(default_factory=list)  # small-shape verifications, in order (the first is cold)
+    unit: float | None = None  # a verification with the benchmark shape: the prior's, before any tuning
+    rounds: list[float] = field(default_factory=list)  # tuning rounds (bench at every benchmark shape)
 
-def projected_final(round_s: list[float], verify_s: float, *, on_gpu: bool = True) -> float:
-    """Seconds best.py's verification (a probe's plus the benchmark shape's, on a GPU) and its final
-    benchmark (``FINAL_PER_ROUND`` times the slowest round) are projected to take. The CPU has neither
-    a benchmark shape nor a benchmark."""
-    if not on_gpu:
-        return verify_s
-    round_est = _round_estimate(round_s, verify_s)
-    return verify_s + round_est + FINAL_PER_ROUND * round_est
+    def probe(self) -> float:
+        """A small-shape verification: the slowest warm one, or the first (cold compile) while it is alone."""
+        warm = self.probes[1:]
+        return max(warm) if warm else (self.probes[0] if self.probes else 0.0)
 
+    def round(self) -> float:
+        """A tuning round: the slowest one run, or one benchmark-shape verification before any has run."""
+        return max(self.rounds) if self.rounds else (self.unit or 0.0)
 
-def projected_finish(elapsed_s: float, round_s: list[float], verify_s: float, *, probes_left: int = 0,
-                     rounds: int = 1, on_gpu: bool = True) -> float:
-    """Seconds from the start at which the run would end after ``probes_left`` more probe verifications
-    and ``rounds`` more tuning rounds, then the final verify and benchmark."""
-    rounds_s = rounds * _round_estimate(round_s, verify_s) if on_gpu else 0.0
-    return elapsed_s + probes_left * verify_s + rounds_s + projected_final(round_s, verify_s, on_gpu=on_gpu)
+    def final_bench(self) -> float:
+        """The final benchmark: one benchmark-shape verification before any round, then ``FINAL_PER_COST``
+        times the slower of that and the slowest round."""
+        if not self.rounds:
+            return self.unit or 0.0
+        return FINAL_PER_COST * max(max(self.rounds), self.unit or 0.0)
+
+    def finish(self, elapsed_s: float, *, probes: int = 0, rounds: int = 0, tuned_verify: bool = False,
+               on_gpu: bool = True) -> float:
+        """Seconds from the start at which the run would end after ``probes`` more small-shape
+        verifications, ``rounds`` more tuning rounds, the verification of a tuned table (when
+        ``tuned_verify``) and the final benchmark. The CPU has no rounds, benchmark shape or benchmark."""
+        end = elapsed_s + probes * self.probe()
+        if on_gpu:
+            end += rounds * self.round() + ((self.unit or 0.0) if tuned_verify else 0.0) + self.final_bench()
+        return end
 
 
 @dataclass
@@ -223,13 +249,15 @@ class OfflineRun:
         self.base_limits, self.verify_shapes, self.report, self.plan = limits, verify_shapes, report, plan
         self.device = ledger.device
         self.on_gpu = self.device != "cpu"
-        self.cuts: list[str] = []
-        self.verify_costs: list[float] = []
-        self.round_costs: list[float] = []
+        self.cuts: list[str] = []  # what the time budget left out (the verdict lists them)
+        self.notes: list[str] = []  # what else the verdict must say (a tuned table that failed verification)
+        self.costs = Costs()
         self.per_shape_s: float | None = None  # CPU: seconds a verification spent per drawn shape
         self.csv_rows: list[dict] = []
         self.parent: int | None = None
         self.accurate = False  # a probe failed on accuracy only: every configuration in its accurate form
+        self.prior: list[tuple[tuple, dict]] = []  # the prior table as verified (best.py before any tuning)
+        self.best: tuple[str, str] | None = None  # (candidate name, source) of the verified best.py
 
     # -- evaluations --------------------------------------------------------------------------------
 
@@ -250,10 +278,10 @@ class OfflineRun:
                           shapes=shapes, benchmark_shape=benchmark_shape, progress=self.report).as_json(),
             report=None if _accepts(verify_pkg.verify, "progress") else self.report,  # its own heartbeat, or ours
             what=f"verifying {name}", keep=lambda r: not cut_by_budget(r, limits, self.base_limits))
-        self.verify_costs.append(outcome.seconds)
         if not self.on_gpu and shapes:
             self.per_shape_s = outcome.seconds / shapes
-        return {**outcome.result, "_path": path, "_cut": cut_by_budget(outcome.result, limits, self.base_limits)}
+        return {**outcome.result, "_path": path, "_seconds": outcome.seconds,
+                "_cut": cut_by_budget(outcome.result, limits, self.base_limits)}
 
     def _bench(self, name: str, source: str, *, role: str, meta: dict, shapes: list[dict], what: str,
                options: dict, keep_s: float = 0.0) -> tuple[dict, int, Path, bool]:
@@ -278,11 +306,10 @@ class OfflineRun:
         """A finished evaluation the store holds: replaying it costs nothing, so the budget never cuts it."""
         return self.ledger.lookup_quietly(source, kind, settings) is not None
 
-    # -- phases -------------------------------------------------------------------------------------
-
-    def verify_s(self) -> float:
-        """A warm verification: the faster one so far (the first pays the cold compile)."""
-        return min(self.verify_costs, default=0.0)
+    def _fits(self, **steps: Any) -> tuple[bool, float]:
+        """Whether the run, after ``steps`` (see :meth:`Costs.finish`), still ends within the budget."""
+        end = self.costs.finish(self.clock.elapsed(), on_gpu=self.on_gpu, **steps)
+        return self.clock.fits(end), end
 
     def cpu_shapes(self, pending: int) -> int:
         """Drawn shapes for the next CPU verification: what its share of the budget left allows."""
@@ -291,36 +318,35 @@ class OfflineRun:
         share = max(0.0, self.clock.left()) / max(1, pending)
         return max(0, min(self.verify_shapes, int(share / max(self.per_shape_s, 1e-9))))
 
-    def probes(self) -> bool:
-        """Verify every code path (the probes), on small shapes; False when one is rejected."""
+    # -- probes -------------------------------------------------------------------------------------
+
+    def probe(self, i: int) -> dict | None:
+        """Verify probe ``i`` on small shapes (an accuracy-only failure retries the accurate form); None
+        when the budget skips it (the skipped probes are listed as cut)."""
         probes = self.prep.probes
-        for i, (label, cfg, source) in enumerate(probes):
-            left = len(probes) - i
-            shapes = self.cpu_shapes(pending=left + 1)
-            if self._on_record(source, "verify", self._verify_settings(self.verify_shapes, False)):
-                shapes = self.verify_shapes
-            elif self.verify_costs and (shapes < MIN_CPU_SHAPES or not self.clock.fits(projected_finish(
-                    self.clock.elapsed(), [], self.verify_s(), probes_left=left, rounds=0, on_gpu=self.on_gpu))):
+        label, cfg, source = probes[i]
+        shapes = self.verify_shapes
+        if i > 0 and not self._on_record(source, "verify", self._verify_settings(self.verify_shapes, False)):
+            shapes = self.cpu_shapes(pending=len(probes) - i)
+            fits, _ = self._fits(probes=1)
+            if shapes < MIN_CPU_SHAPES or not fits:
                 skipped = ", ".join(p[0] for p in probes[i:])
                 self.cuts.append(f"probe verification ({skipped} not verified)")
-                self.report(f"time budget: skipping probe(s) {skipped}; best.py is still verified")
-                return True
-            verdict = self._verify(label, source, role="search", meta={"config": cfg, "probe": True},
-                                   shapes=shapes or self.verify_shapes, benchmark_shape=False,
-                                   keep_s=projected_final([], self.verify_s(), on_gpu=self.on_gpu))
-            if shapes < self.verify_shapes:
-                self.cuts.append(f"{label} verified on {shapes} of {self.verify_shapes} drawn shapes")
-            if not verdict["accepted"] and _accuracy_only(verdict) and not self.accurate:
-                verdict = self._retry_accurate(label, cfg, shapes or self.verify_shapes, verdict)
-            if not verdict["accepted"]:
-                why = "the time budget ran out while verifying it" if verdict["_cut"] else _first_failure(verdict)
-                self.result.message = f"the generated kernel failed verification in {label}: {why} (see {verdict['_path']})"
-                if verdict["_cut"]:
-                    self.cuts.append(f"the verification of {label}")
-                return False
-        return True
+                self.report(f"time budget: skipping probe(s) {skipped}; best.py is verified already")
+                return None
+        keep_s = self.costs.final_bench() if i > 0 and self.on_gpu else 0.0
+        verdict = self._verify(label, source, role="search", meta={"config": cfg, "probe": True}, shapes=shapes,
+                               benchmark_shape=False, keep_s=keep_s)
+        self.costs.probes.append(verdict["_seconds"])
+        if shapes < self.verify_shapes:
+            self.cuts.append(f"{label} verified on {shapes} of {self.verify_shapes} drawn shapes")
+        if not verdict["accepted"] and _accuracy_only(verdict) and not self.accurate:
+            verdict = self._retry_accurate(label, cfg, shapes, verdict, keep_s)
+        if not verdict["accepted"] and verdict["_cut"]:
+            self.cuts.append(f"the verification of {label}")
+        return verdict
 
-    def _retry_accurate(self, label: str, cfg: dict, shapes: int, rejected: dict) -> dict:
+    def _retry_accurate(self, label: str, cfg: dict, shapes: int, rejected: dict, keep_s: float) -> dict:
         """A probe that failed on accuracy only, again with accurate reductions; when that passes, every
         configuration of the run takes the accurate form."""
         kind = self.prep.program.kind
@@ -330,20 +356,157 @@ class OfflineRun:
         self.report(f"{label} failed on accuracy only: trying accurate reductions")
         source = generate(self.prep.program, [((1, 1), accurate)], label=f"{label}-accurate")
         verdict = self._verify(f"{label}-accurate", source, role="search", meta={"config": accurate, "probe": True},
-                               shapes=shapes, benchmark_shape=False,
-                               keep_s=projected_final([], self.verify_s(), on_gpu=self.on_gpu))
+                               shapes=shapes, benchmark_shape=False, keep_s=keep_s)
         if verdict["accepted"]:
-            self.accurate = True
-            for b in self.prep.buckets:
-                b["ranked"] = [variants.accurate(c, kind) or c for c in b["ranked"]]
+            self._go_accurate()
         return verdict
 
-    def tune(self) -> dict[int, list[tuple[float, int, dict]]]:
-        """Round k gives every bucket its k-th ranked configuration; each round is one bench."""
+    def _go_accurate(self) -> None:
+        self.accurate = True
+        kind = self.prep.program.kind
+        for b in self.prep.buckets:
+            b["ranked"] = [variants.accurate(c, kind) or c for c in b["ranked"]]
+
+    def first_probe(self) -> bool:
+        """The first probe: a generator that fails here fails at the cost of small shapes."""
+        label = self.prep.probes[0][0]
+        verdict = self.probe(0)
+        if verdict["accepted"]:
+            return True
+        why = "the time budget ran out while verifying it" if verdict["_cut"] else _first_failure(verdict)
+        self.result.message = f"the generated kernel failed verification in {label}: {why} (see {verdict['_path']})"
+        return False
+
+    def later_probes(self) -> bool:
+        """The other probes, while they fit; False when one is rejected (best.py stays the verified prior,
+        and nothing is tuned: a tuned table could take the failing code path)."""
+        for i in range(1, len(self.prep.probes)):
+            verdict = self.probe(i)
+            if verdict is None:
+                return True
+            if not verdict["accepted"]:
+                label = self.prep.probes[i][0]
+                if verdict["_cut"]:
+                    return True
+                self.notes.append(f"{label} failed verification ({_first_failure(verdict)}; see {verdict['_path']}), "
+                                  "so nothing was tuned and best.py keeps the prior configuration")
+                return False
+        return True
+
+    # -- best.py ------------------------------------------------------------------------------------
+
+    def prior_table(self) -> list[tuple[tuple, dict]]:
+        return [(tuple(b["key"]), b["ranked"][0]) for b in self.prep.buckets]
+
+    def _verify_table(self, name: str, table: list[tuple[tuple, dict]], label: str, *, keep_s: float,
+                      meta: dict | None = None) -> tuple[str, dict]:
+        """A table's kernel verified with the benchmark shape (on a GPU). Returns (source, verdict)."""
+        source = generate(self.prep.program, table, label=label)
+        shapes = self.verify_shapes
+        if not self._on_record(source, "verify", self._verify_settings(self.verify_shapes, True)):
+            shapes = max(MIN_CPU_SHAPES, self.cpu_shapes(pending=1))
+        verdict = self._verify(name, source, role="search", meta={"table": table, **(meta or {})}, shapes=shapes,
+                               benchmark_shape=True, keep_s=keep_s)
+        if shapes < self.verify_shapes:
+            self.cuts.append(f"best.py verified on {shapes} of {self.verify_shapes} drawn shapes")
+        return source, verdict
+
+    def verify_prior(self) -> bool:
+        """best.py with no tuning (every bucket's first-ranked configuration), verified with the benchmark
+        shape and written at once: the run's fallback and the unit of its projection. An accuracy-only
+        failure tries the accurate reductions. False when nothing was accepted."""
+        name, table = "best", self.prior_table()
+        source, verdict = self._verify_table(name, table, "best configuration per shape bucket", keep_s=0.0)
+        accurate = None if self.accurate else _accurate(table, self.prep.program.kind)
+        if not verdict["accepted"] and accurate and _accuracy_only(verdict):
+            self.report("best.py failed on accuracy only: trying the accurate reductions")
+            name, table = "best-accurate", accurate
+            source, verdict = self._verify_table(name, table, "best configuration per shape bucket, "
+                                                 "accurate", keep_s=0.0, meta={"accurate": True})
+            if verdict["accepted"]:
+                self._go_accurate()
+        if not verdict["accepted"]:
+            if verdict["_cut"]:
+                self.cuts.append("the verification of best.py (stopped at its timeout)")
+                self.result.message = (f"the time budget ran out while verifying best.py (see {verdict['_path']}); "
+                                       "a larger --max-minutes gives it the time")
+            else:
+                self.result.message = f"best.py failed verification: {_first_failure(verdict)} (see {verdict['_path']})"
+            return False
+        self.costs.unit = verdict["_seconds"]
+        self.prior = table
+        self._keep(name, source, table, {})
+        self.report(f"best.py verified (prior configuration, {verdict['_seconds']:.0f} s with the benchmark shape) "
+                    f"and written: {self.result.best_path}")
+        return True
+
+    def _keep(self, name: str, source: str, table: list[tuple[tuple, dict]],
+              timings: dict[int, list[tuple[float, int, dict]]]) -> None:
+        """A verified kernel becomes best.py (atomically) and the run's result."""
+        self.best = (name, source)
+        self.result.best_path = self.ledger.dir.write_best(source)
+        self.result.accepted = True
+        self.result.message = "best.py verified"
+        self.result.buckets = self.describe(table, timings)
+
+    def describe(self, table: list[tuple[tuple, dict]],
+                 timings: dict[int, list[tuple[float, int, dict]]]) -> list[dict[str, Any]]:
+        """Per bucket: its configuration in ``table`` and the round that timed it fastest (None: untimed)."""
+        rows = []
+        for i, (b, (_, cfg)) in enumerate(zip(self.prep.buckets, table)):
+            timed = [t for t in timings.get(i, []) if t[2] == cfg]
+            ms, k, _ = min(timed, key=lambda t: t[0]) if timed else (None, None, None)
+            rows.append({"knobs": b["knobs"], "config": cfg, "round": k, "median_ms": ms})
+        return rows
+
+    def tuned_table(self, timings: dict[int, list[tuple[float, int, dict]]]) -> list[tuple[tuple, dict]]:
+        """The fastest configuration per bucket by the rounds' timings (the prior's where nothing was timed)."""
+        table = []
+        for i, (key, prior_cfg) in enumerate(self.prior):
+            table.append((key, min(timings[i], key=lambda t: t[0])[2] if timings.get(i) else prior_cfg))
+        return table
+
+    def adopt_tuned(self, timings: dict[int, list[tuple[float, int, dict]]]) -> None:
+        """A tuned table faster than the prior replaces best.py once verified with the benchmark shape;
+        rejected, or cut for lack of time, best.py stays the verified prior."""
+        self.result.buckets = self.describe(self.prior, timings)
+        table = self.tuned_table(timings)
+        if table == self.prior:
+            return
+        source = generate(self.prep.program, table, label="best configuration per shape bucket")
+        on_record = self._on_record(source, "verify", self._verify_settings(self.verify_shapes, True))
+        fits, end = self._fits(tuned_verify=True)
+        if not (on_record or fits):
+            self.cuts.append("the verification of the tuned table (faster in tuning; best.py is the verified "
+                             "prior configuration)")
+            self.report(f"time budget: verifying the tuned table would end the run at ~{end:.0f} s of "
+                        f"{self.clock.limit_s:.0f} s; best.py stays the verified prior")
+            return
+        source, verdict = self._verify_table("best-tuned", table, "best configuration per shape bucket",
+                                             keep_s=self.costs.final_bench())
+        if verdict["accepted"]:
+            self._keep("best-tuned", source, table, timings)
+            self.report("the tuned table verified: it is best.py now")
+        elif verdict["_cut"]:
+            self.cuts.append("the verification of the tuned table (stopped at its timeout; best.py is the verified "
+                             "prior configuration)")
+        else:
+            self.notes.append(f"the tuned table failed verification ({_first_failure(verdict)}; see "
+                              f"{verdict['_path']}), so best.py keeps the prior configuration")
+
+    # -- tuning -------------------------------------------------------------------------------------
+
+    def tune(self, stopped: str | None = None) -> dict[int, list[tuple[float, int, dict]]]:
+        """Round k gives every bucket its k-th ranked configuration; each round is one bench. Round 0 (the
+        prior) is the yardstick, so it starts only when a second round and a tuned table's verification
+        fit after it."""
         buckets, program = self.prep.buckets, self.prep.program
         timings: dict[int, list[tuple[float, int, dict]]] = {i: [] for i in range(len(buckets))}
         tuning: dict[str, Any] = {"rounds_budget": self.budget, "rounds_run": 0, "time_budget_s": self.clock.limit_s,
-                                  "stopped": STOP_ROUNDS if self.on_gpu else STOP_CPU}
+                                  "stopped": stopped or (STOP_ROUNDS if self.on_gpu else STOP_CPU)}
+        self.result.tuning = tuning
+        if stopped or not self.on_gpu:
+            return timings
         started = time.monotonic()
         shapes = [b["knobs"] for b in buckets]
         for k in range(self.budget):
@@ -354,20 +517,22 @@ class OfflineRun:
             label = f"round{k:02d}"
             source = generate(program, table, label=label)
             settings = {"shapes": shapes, "dtype": self.prep.dtype, "what": "tune", **TUNE_BENCH}
-            if self.ledger.lookup_quietly(source, "bench", settings) is None:  # a stored round costs nothing
-                end = projected_finish(self.clock.elapsed(), self.round_costs, self.verify_s())
-                if not self.clock.fits(end):
+            rounds = 2 if k == 0 and self.budget > 1 else 1
+            if not self._on_record(source, "bench", settings):  # a stored round costs nothing
+                fits, end = self._fits(rounds=rounds, tuned_verify=self.budget > 1)
+                if not fits:
                     tuning.update(stopped=STOP_TIME, projected_s=round(end, 1))
-                    self.report(f"time budget: another round, then verifying and benchmarking best.py, would end "
-                                f"at ~{end:.0f} s of {self.clock.limit_s:.0f} s")
+                    self.report(f"time budget: {'two rounds' if rounds == 2 else 'another round'}, then verifying "
+                                f"the tuned table and benchmarking best.py, would end at ~{end:.0f} s of "
+                                f"{self.clock.limit_s:.0f} s")
                     if k == 0:
                         self.cuts.append("tuning (no round fitted)")
                     break
             self.report(f"tuning round {k + 1}/{self.budget}: benchmarking {len(buckets)} shape bucket(s)")
-            data, cid, path, cut = self._bench(
-                label, source, role="tuner", meta={"round": k, "table": table}, shapes=shapes, what="tune",
-                options=TUNE_BENCH, keep_s=projected_final(self.round_costs, self.verify_s()))
-            self.round_costs.append(self.ledger.last_seconds)
+            keep_s = self.costs.final_bench() + ((self.costs.unit or 0.0) if self.budget > 1 else 0.0)
+            data, cid, path, cut = self._bench(label, source, role="tuner", meta={"round": k, "table": table},
+                                               shapes=shapes, what="tune", options=TUNE_BENCH, keep_s=keep_s)
+            self.costs.rounds.append(self.ledger.last_seconds)
             tuning["rounds_run"] += 1
             if cut:
                 tuning["stopped"] = STOP_TIME
@@ -382,61 +547,22 @@ class OfflineRun:
                 if row["recheck"]["passed"] and row["knobs"] not in failed:
                     timings[i].append((row["timings"]["candidate"]["median_ms"], k, table[i][1]))
         tuning["tuning_s"] = round(time.monotonic() - started, 1)
-        if self.on_gpu:  # against result.seconds, this calibrates the projection
-            tuning["projected_end_s"] = round(self.clock.elapsed() + projected_final(self.round_costs, self.verify_s()), 1)
-            self.report(f"tuning stopped after {tuning['rounds_run']} of {self.budget} round(s): {tuning['stopped']}")
-        self.result.tuning = tuning
+        # against result.seconds, this calibrates the projection (a tuned table needs two rounds or more)
+        tuned = tuning["rounds_run"] > 1
+        tuning["projected_end_s"] = round(self.costs.finish(self.clock.elapsed(), tuned_verify=tuned), 1)
+        self.report(f"tuning stopped after {tuning['rounds_run']} of {self.budget} round(s): {tuning['stopped']}")
         return timings
 
-    def best_table(self, timings: dict[int, list[tuple[float, int, dict]]]) -> list[tuple[tuple, dict]]:
-        """The fastest configuration per bucket (the prior where nothing was timed)."""
-        table = []
-        for i, b in enumerate(self.prep.buckets):
-            if timings[i]:
-                ms, k, cfg = min(timings[i], key=lambda t: t[0])
-                self.result.buckets.append({"knobs": b["knobs"], "config": cfg, "round": k, "median_ms": ms})
-            else:
-                cfg = b["ranked"][0]
-                self.result.buckets.append({"knobs": b["knobs"], "config": cfg, "round": None, "median_ms": None})
-            table.append((tuple(b["key"]), cfg))
-        return table
+    # -- the final benchmark ------------------------------------------------------------------------
 
-    def verify_best(self, table: list[tuple[tuple, dict]]) -> tuple[str, dict] | None:
-        """best.py verified once with the benchmark shape; an accuracy-only failure tries the accurate
-        reductions. Returns (source, meta) of the accepted kernel, or None."""
-        source = generate(self.prep.program, table, label="best configuration per shape bucket")
-        shapes = max(MIN_CPU_SHAPES, self.cpu_shapes(pending=1))
-        if shapes < self.verify_shapes:
-            self.cuts.append(f"best.py verified on {shapes} of {self.verify_shapes} drawn shapes")
-        final_bench_s = FINAL_PER_ROUND * _round_estimate(self.round_costs, self.verify_s()) if self.on_gpu else 0.0
-        verdict = self._verify("best", source, role="search", meta={"table": table}, shapes=shapes,
-                               benchmark_shape=True, keep_s=final_bench_s)
-        accurate = None if self.accurate else _accurate(table, self.prep.program.kind)
-        if not verdict["accepted"] and accurate and _accuracy_only(verdict):
-            self.report("best.py failed on accuracy only: trying the accurate reductions")
-            source = generate(self.prep.program, accurate, label="best configuration per shape bucket, accurate")
-            verdict = self._verify("best-accurate", source, role="search", meta={"table": accurate, "accurate": True},
-                                   shapes=shapes, benchmark_shape=True, keep_s=final_bench_s)
-            for b, (_, cfg) in zip(self.result.buckets, accurate):
-                b["config"] = cfg
-        if verdict["accepted"]:
-            return source, verdict
-        if verdict["_cut"]:
-            self.cuts.append("the verification of best.py (stopped at its timeout)")
-            self.result.message = (f"the time budget ran out while verifying best.py (see {verdict['_path']}); "
-                                   "a larger --max-minutes gives it the time")
-        else:
-            self.result.message = f"the tuned kernel failed verification: {_first_failure(verdict)} (see {verdict['_path']})"
-        return None
-
-    def final_bench(self, source: str) -> tuple[dict | None, str | None]:
+    def final_bench(self, name: str, source: str) -> tuple[dict | None, str | None]:
         """best.py against every baseline, cut to fewer repetitions or shapes when the full bench would
         not fit. Returns (bench JSON, why untimed)."""
         shapes = [b["knobs"] for b in self.prep.buckets]
         options = dict(FULL_BENCH)
         full_settings = {"shapes": shapes, "dtype": self.prep.dtype, "what": "final", **options}
         if self.clock.limit_s is not None and not self._on_record(source, "bench", full_settings):
-            full = FINAL_PER_ROUND * _round_estimate(self.round_costs, self.verify_s())
+            full = self.costs.final_bench()
             left = self.clock.left()
             if left + MARGIN * self.clock.limit_s < MIN_TIMEOUT_S:
                 self.cuts.append("the final benchmark (no time left)")
@@ -451,7 +577,7 @@ class OfflineRun:
                 self.cuts.append(cut)
                 self.report(f"time budget: {cut} cut to fit")
         self.report("benchmarking best.py against every baseline")
-        data, cid, path, cut = self._bench("best", source, role="search", meta={}, shapes=shapes, what="final",
+        data, cid, path, cut = self._bench(name, source, role="search", meta={}, shapes=shapes, what="final",
                                            options=options)
         if cut:
             self.cuts.append("the final benchmark (stopped at its timeout)")
@@ -460,23 +586,18 @@ class OfflineRun:
         return data, None
 
     def run(self) -> None:
-        if not self.probes():
+        if not self.first_probe() or not self.verify_prior():
             return
-        timings = self.tune()
+        timings = self.tune(None if self.later_probes() else STOP_PROBE)
         self.plan["tuning"] = self.result.tuning
         self.ledger.dir.write_json("tuning_plan.json", self.plan)
         if self.csv_rows:
             self.ledger.dir.write_bench_csv(self.csv_rows)
-        found = self.verify_best(self.best_table(timings))
-        if found is None:
-            return
-        source, _ = found
-        self.result.best_path = self.ledger.dir.write_best(source)
-        self.result.accepted = True
-        self.result.message = "best.py verified"
         if not self.on_gpu:
             return
-        data, untimed = self.final_bench(source)
+        self.adopt_tuned(timings)
+        name, source = self.best
+        data, untimed = self.final_bench(name, source)
         self.ledger.dir.write_bench_csv(self.csv_rows)
         self.result.bench = data
         self.result.untimed_why = untimed
@@ -533,6 +654,9 @@ def run_offline(task: Task, *, device: str, out: Path, budget: int | None, minut
         result.resumed = ledger.resumed
         result.verdict = judge(accepted=result.accepted, device=device, bench=result.bench, cuts=offline.cuts,
                                untimed_why=result.untimed_why)
+        if offline.notes and result.accepted:
+            result.verdict["notes"] = offline.notes
+            result.verdict["sentence"] += "; " + "; ".join(offline.notes)
         run_dir.write_json("summary.json", result.as_json())
         ledger.close("finished" if result.accepted else "failed")
     return result
