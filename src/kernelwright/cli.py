@@ -21,11 +21,12 @@ errors = Console(stderr=True)
 
 
 @app.callback()
-def _main() -> None:
+def _main(ctx: typer.Context) -> None:
     # Every command may start candidate processes: on SIGINT/SIGTERM/SIGHUP they die before we exit.
-    from kernelwright.sandbox.reaper import install_signal_handlers
+    from kernelwright.sandbox.reaper import install_signal_handlers, restore_signal_handlers
 
-    install_signal_handlers()
+    previous = install_signal_handlers()
+    ctx.call_on_close(lambda: restore_signal_handlers(previous))  # a caller's own handlers come back
 
 
 def _heartbeat(line: str) -> None:

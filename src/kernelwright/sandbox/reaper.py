@@ -61,13 +61,18 @@ def stopping() -> int | None:
     return _stopping
 
 
-def install_signal_handlers() -> None:
+def install_signal_handlers() -> dict:
     """Kill every worker on SIGINT/SIGTERM/SIGHUP, then exit with 128 + the signal (``SystemExit``, so
-    ``finally`` blocks still run). A second signal during that cleanup exits at once. Main thread only."""
+    ``finally`` blocks still run). A second signal during that cleanup exits at once. Main thread only;
+    returns the handlers it replaced, for ``restore_signal_handlers``."""
     if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in TERMINATING:
-        signal.signal(signum, _on_signal)
+        return {}
+    return {signum: signal.signal(signum, _on_signal) for signum in TERMINATING}
+
+
+def restore_signal_handlers(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def _on_signal(signum: int, frame) -> None:
