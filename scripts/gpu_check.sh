@@ -2,7 +2,7 @@
 # Run on an H100/H200 (the device machine): GPU tests, benchmarks, packaging and agent sessions, in
 # stages, so that each fits one call of the device tool. A short table or log tail comes last.
 #
-#   scripts/gpu_check.sh STAGE...      stages: verify timing suite optimize e2e agents harness kernelbench (or all)
+#   scripts/gpu_check.sh STAGE...      stages: verify timing suite optimize e2e agents harness faults kernelbench (or all)
 #
 # Environment: SUITE_ARGS, OPTIMIZE_ARGS, E2E_ARGS, KB_ARGS pass options on (KB_DIR: KernelBench's level-1
 # files, default ./.kb); WORKERS (default 8) parallel verify
@@ -44,8 +44,9 @@ for stage in "${stages[@]}"; do
     e2e) run e2e python3 benchmarks/e2e.py --out "$out/e2e" ${E2E_ARGS:-} ;;
     agents) run agents bash scripts/agent_e2e.sh rmsnorm "$out/agent-e2e" ;;
     harness) run harness python3 benchmarks/harness_strength.py --device cuda --out "$out/harness" ;;
+    faults) run faults python3 scripts/faults.py --device cuda --out "$out/faults" ;;
     kernelbench) run kernelbench python3 benchmarks/kernelbench_gpu.py --kernelbench "${KB_DIR:-.kb}" --out "$out/kernelbench" ${KB_ARGS:-} ;;
-    *) echo "unknown stage $stage (verify timing suite optimize e2e agents harness kernelbench all)"; status=2 ;;
+    *) echo "unknown stage $stage (verify timing suite optimize e2e agents harness faults kernelbench all)"; status=2 ;;
   esac
 done
 [ -n "${OUT:-}" ] && tar czf "$OUT/gpu_check-$(IFS=-; echo "${stages[*]}").tgz" -C "$out" .
