@@ -110,3 +110,37 @@ def test_network_isolation_is_reported(tmp_path):
         probe = run_candidate(tmp_path, MODEL.format(
             body="import socket; socket.create_connection(('1.1.1.1', 53), timeout=3)"))
         assert probe.report["cases"][0]["error"]["reason"] == "exception"
+
+
+@pytest.fixture
+def short_deadlines(monkeypatch):
+    from kernelwright.sandbox import deadline
+
+    monkeypatch.setattr(deadline, "FLOOR_S", {"cpu": 2.0, "cuda": 2.0})
+    monkeypatch.setattr(deadline, "FIRST_ALLOWANCE_S", {"cpu": 1.0, "cuda": 1.0})
+    monkeypatch.setattr(deadline, "HEARTBEAT_S", 1.0)
+    monkeypatch.setattr(deadline, "load_stretch", lambda device: 1.0)
+
+
+def test_a_hung_call_is_killed_at_its_deadline_long_before_the_process_limit(tmp_path, short_deadlines):
+    path = tmp_path / "candidate.py"
+    path.write_text(CANDIDATE_HEADER + MODEL.format(body="while True: pass"))
+    case = {"id": "c0", "seed": 1, "dtype": "float32", "init_inputs": [], "state_dict": {},
+            "inputs": [__import__("torch").randn(4, 4)], "repeat": 1}
+    lines = []
+    started = time.monotonic()
+    outcome = run_worker({"mode": "run", "candidate": str(path), "cases": [case]}, device="cpu",
+                         limits=Limits(timeout_s=120), progress=lines.append)
+    assert outcome.reason == "timeout"
+    assert "case c0, call 1 of ModelNew did not return within 3 s" in outcome.message
+    assert time.monotonic() - started < 60
+    assert any(line.startswith("verify: case 1 of 1 (c0), ") for line in lines), lines
+
+
+def test_time_spent_in_a_compiler_process_is_not_a_hang(tmp_path, short_deadlines):
+    # a first call that builds something for 5 s in a child process, as load_inline or ptxas would
+    outcome = run_candidate(tmp_path, MODEL.format(body="import subprocess; subprocess.run(['sleep', '5'])"),
+                            timeout=120)
+    assert outcome.ok, outcome.message
+    assert "error" not in outcome.report["cases"][0]
+    assert outcome.extra["calls"] == 1
