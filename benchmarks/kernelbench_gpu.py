@@ -84,6 +84,7 @@ def main() -> None:
             with lock:
                 rows.append(row)
                 print(json.dumps(row), flush=True)
+                write(args.out, list(rows), args, quiet=True)  # a call cut short keeps every finished row
 
     threads = [threading.Thread(target=worker, args=(g,)) for g in gpus]
     for t in threads:
@@ -229,7 +230,7 @@ def aggregate(rows: list[dict]) -> dict:
     return summary
 
 
-def write(out: Path, rows: list[dict], args) -> None:
+def write(out: Path, rows: list[dict], args, *, quiet: bool = False) -> None:
     old = out / "kernelbench_gpu.json"
     if old.is_file():  # keep rows of tasks not run this time
         ran = {r["task"] for r in rows}
@@ -254,7 +255,8 @@ def write(out: Path, rows: list[dict], args) -> None:
     lines.append("")
     lines.append(json.dumps(summary))
     (out / "kernelbench_gpu.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    if not quiet:
+        print("\n".join(lines))
 
 
 def _environment() -> dict:
