@@ -44,7 +44,7 @@ def load_stretch(device: str) -> float:
         per_core = os.getloadavg()[0] / (os.cpu_count() or 1)
     except OSError:
         return 1.0
-    return round(min(MAX_LOAD_STRETCH, max(1.0, per_core)), 2)
+    return 1.0 if per_core < 1.1 else round(min(MAX_LOAD_STRETCH, per_core), 1)  # noise is not load
 
 
 class EventStream:

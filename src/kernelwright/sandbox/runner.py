@@ -5,6 +5,11 @@ with a wall-clock timeout, an RSS watchdog (an address-space rlimit would break 
 reservations), an allow-listed environment, a private scratch directory and compile caches, and no
 network where ``unshare -n`` works. The worker reports on a pipe of its own, each report carrying a
 nonce that only the parent and the worker's startup code know; stdout and stderr are just a log.
+
+Before its report the worker sends progress events on the same pipe; from them the parent enforces a
+deadline per ModelNew call (``deadline.py``) and prints a heartbeat. Workers never outlive kernelwright
+(``reaper.py``): their groups are killed on every exit path, on SIGINT/SIGTERM/SIGHUP, and by the kernel
+or the worker itself when this process dies.
 """
 
 from __future__ import annotations
