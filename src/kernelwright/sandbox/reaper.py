@@ -28,8 +28,10 @@ _live: set[int] = set()  # process-group ids of running workers
 _stopping: int | None = None  # the signal that is ending this process, once one has
 
 
-class Interrupted(RuntimeError):
-    """kernelwright is shutting down on a signal: no new worker starts, and a killed one is no verdict."""
+class Interrupted(BaseException):
+    """kernelwright is shutting down on a signal: no new worker starts, and a killed one is no verdict.
+    A BaseException, like KeyboardInterrupt: an ``except Exception`` that records failures must not
+    store it as the candidate's."""
 
 
 def register(pgid: int) -> None:
