@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from kernelwright.sandbox import reaper
+from kernelwright.sandbox.runner import run_worker
+
 ROOT = Path(__file__).resolve().parents[2]
 HANG = ROOT / "tests" / "corpus" / "crash_hangs.py"
 
@@ -141,3 +144,25 @@ def test_the_liveness_pipe_alone_ends_the_worker_group():
     assert child.poll() is None
     os.close(write_fd)  # as if this process had died
     assert child.wait(timeout=5) == -signal.SIGKILL
+
+
+def test_no_worker_starts_once_kernelwright_is_stopping(monkeypatch):
+    monkeypatch.setattr(reaper, "_stopping", 15)
+    with pytest.raises(reaper.Interrupted):
+        run_worker({"mode": "run", "cases": []}, device="cpu")
+    assert not issubclass(reaper.Interrupted, Exception)  # an `except Exception` does not record it as a verdict
+
+
+def test_a_terminating_signal_kills_every_registered_group_and_exits_128_plus_it(monkeypatch):
+    monkeypatch.setattr(reaper, "_stopping", None)
+    child = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    reaper.register(child.pid)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            reaper._on_signal(signal.SIGTERM, None)
+        assert exited.value.code == 128 + signal.SIGTERM
+        assert child.wait(timeout=5) == -signal.SIGKILL
+        assert reaper.stopping() == signal.SIGTERM
+    finally:
+        reaper.unregister(child.pid)
+        child.kill()
