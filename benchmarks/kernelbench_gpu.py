@@ -165,13 +165,11 @@ def _from_run(run_dir: Path, log: Path) -> dict:
     with sqlite3.connect(db) as con:
         evaluations = con.execute("SELECT c.source_sha, e.kind, e.settings, e.result FROM evaluations e "
                                   "JOIN candidates c ON c.id = e.candidate_id ORDER BY e.id").fetchall()
-    peaks, task_bytes = [], None
-    for _, kind, _, result in evaluations:
-        if kind != "verify":
-            continue
-        memory = json.loads(result).get("memory") or {}
-        peaks += [memory.get(k) for k in ("parent_peak_bytes", "worker_peak_bytes") if memory.get(k)]
-        task_bytes = memory.get("task_bytes") or task_bytes
+    # the verification at the task's own shape (its largest case): probes on small shapes say nothing here
+    memories = [json.loads(result).get("memory") or {} for _, kind, _, result in evaluations if kind == "verify"]
+    largest = max(memories, key=lambda m: m.get("task_bytes") or 0, default={})
+    task_bytes = largest.get("task_bytes")
+    peaks = [largest.get(k) for k in ("parent_peak_bytes", "worker_peak_bytes") if largest.get(k)]
     if task_bytes:
         found["task_gb"] = round(task_bytes / 1e9, 2)
     if peaks:
