@@ -29,6 +29,14 @@ def test_a_hang_on_cpu_is_judged_well_within_30_s_on_an_idle_machine():
     assert first <= 15  # leaves the time to start both processes inside 30 s
 
 
+def test_a_hang_on_a_gpu_is_judged_within_30_s_after_a_big_tasks_set_up():
+    # Measured on an H200: ~21 s from `verify` starting to the first call of a 7.5 GB task. Compiles
+    # are paused by the runner, so the first call's allowance only covers initialisation.
+    assert call_deadline("cuda", 0.001, first=True) == 8.0
+    assert 21 + call_deadline("cuda", 0.001, first=True) <= 30
+    assert call_deadline("cpu", 0.001, first=True) == 13.0  # the interpreter keeps its 10 s + 3 s
+
+
 def test_cpu_deadlines_stretch_with_the_load_within_bounds(monkeypatch):
     monkeypatch.setattr(deadline.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(deadline.os, "getloadavg", lambda: (5.0, 0, 0))
