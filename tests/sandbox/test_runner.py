@@ -144,3 +144,68 @@ def test_time_spent_in_a_compiler_process_is_not_a_hang(tmp_path, short_deadline
     assert outcome.ok, outcome.message
     assert "error" not in outcome.report["cases"][0]
     assert outcome.extra["calls"] == 1
+
+
+GB = 2**30
+
+
+@pytest.fixture
+def machine(monkeypatch, tmp_path):
+    """A fake 100 GiB machine whose /dev/shm is a folder of tmp_path with 40 GiB free."""
+    from kernelwright.sandbox import runner
+
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text(f"MemTotal:       {100 * GB // 1024} kB\nMemFree:        1024 kB\n")
+    shm = tmp_path / "shm"
+    shm.mkdir()
+    monkeypatch.setattr(runner, "MEMINFO", meminfo)
+    monkeypatch.setattr(runner, "SHM_DIR", shm)
+    free = {"bytes": 40 * GB}
+    monkeypatch.setattr(runner.os, "statvfs", lambda path: os.statvfs_result(
+        (4096, 4096, 0, 0, free["bytes"] // 4096, 0, 0, 0, 0, 255)))
+    return runner, shm, free
+
+
+def test_the_host_memory_limit_grows_with_the_job_up_to_a_share_of_the_machine(machine):
+    runner, _, _ = machine
+    limits = Limits(memory_mb=32768)
+    assert runner.memory_limit_mb(limits, 1 * GB) == 32768  # small job: the configured limit
+    assert runner.memory_limit_mb(limits, 7.5 * GB) == 6 * 7.5 * 1024  # 7.5 GB task: 45 GB, not 32
+    assert runner.memory_limit_mb(limits, 50 * GB) == int(0.85 * 100 * 1024)  # capped at 85 % of MemTotal
+    assert runner.memory_limit_mb(Limits(memory_mb=1500), 0) == 1500
+
+
+def test_big_jobs_get_their_scratch_in_ram_when_it_has_room(machine):
+    runner, shm, free = machine
+    assert runner.scratch_root_for(10 * 2**20) is None  # small: the default temp dir
+    assert runner.scratch_root_for(8 * GB) == shm  # 3 x 8 + 1 < 40
+    assert runner.scratch_root_for(13 * GB) is None  # 3 x 13 + 1 = 40: not more than the free space
+    free["bytes"] = 0
+    assert runner.scratch_root_for(1 * GB) is None
+    runner.SHM_DIR = shm / "missing"
+    assert runner.scratch_root_for(1 * GB) is None
+
+
+def test_a_big_job_runs_with_its_scaled_limit_and_ram_scratch_which_is_removed(tmp_path, machine):
+    runner, shm, _ = machine
+    path = tmp_path / "candidate.py"
+    path.write_text(CANDIDATE_HEADER + MODEL.format(body="pass"))
+    case = {"id": "c0", "seed": 1, "dtype": "float32", "init_inputs": [], "state_dict": {},
+            "inputs": [__import__("torch").randn(4, 4)], "repeat": 1}
+    outcome = run_worker({"mode": "run", "candidate": str(path), "cases": [case]}, device="cpu",
+                         limits=Limits(timeout_s=120), job_bytes=8 * GB)
+    assert outcome.ok, outcome.message
+    assert outcome.extra["memory_limit_mb"] == 6 * 8 * 1024
+    assert outcome.extra["scratch"].startswith(str(shm))
+    runner.load_result(outcome)
+    assert not list(shm.iterdir())
+
+
+def test_a_job_counts_its_own_tensors():
+    import torch
+
+    from kernelwright.sandbox.runner import job_tensor_bytes
+
+    job = {"cases": [{"inputs": [torch.zeros(10), 3], "variants": [[torch.zeros(2, 5, dtype=torch.float64)]],
+                      "state_dict": {"w": torch.zeros(4, dtype=torch.int8)}}], "mode": "run"}
+    assert job_tensor_bytes(job) == 40 + 80 + 4

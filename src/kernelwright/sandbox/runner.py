@@ -2,9 +2,10 @@
 
 Each evaluation runs in a fresh interpreter (``python -m kernelwright.sandbox.worker``), never a fork,
 with a wall-clock timeout, an RSS watchdog (an address-space rlimit would break CUDA's large virtual
-reservations), an allow-listed environment, a private scratch directory and compile caches, and no
-network where ``unshare -n`` works. The worker reports on a pipe of its own, each report carrying a
-nonce that only the parent and the worker's startup code know; stdout and stderr are just a log.
+reservations, scaled to the job), an allow-listed environment, a private scratch directory (in /dev/shm
+for a big job) and compile caches, and no network where ``unshare -n`` works. The worker reports on a
+pipe of its own, each report carrying a nonce that only the parent and the worker's startup code know;
+stdout and stderr are just a log.
 
 Before its report the worker sends progress events on the same pipe; from them the parent enforces a
 deadline per ModelNew call (``deadline.py``) and prints a heartbeat. Workers never outlive kernelwright
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -47,9 +48,24 @@ SIGNAL_REASONS = {
 }
 
 
+# A worker holds its job's tensors on the host a few times over (the loaded job, the outputs it saves,
+# the buffers torch.save writes through): its RSS limit grows with the job, up to a share of the machine.
+HOST_MEMORY_FACTOR = 6
+HOST_MEMORY_SHARE = 0.85
+MEMINFO = Path("/proc/meminfo")
+# A big job's job.pt and result.pt (15 GB for a 7.5 GB task) are written and read back in RAM, not on disk.
+SHM_DIR = Path("/dev/shm")
+SHM_MIN_JOB_BYTES = 256 << 20  # below this the disk's page cache does as well
+SHM_FACTOR, SHM_SPARE_BYTES = 3, 1 << 30
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Resource limits for one worker."""
+    """Resource limits for one worker.
+
+    ``memory_mb`` is the RSS limit of a small job and the floor of a big one's: a worker may use
+    max(memory_mb, HOST_MEMORY_FACTOR (6) x the job's tensor bytes), the scaled part capped at
+    HOST_MEMORY_SHARE (85 %) of the machine's MemTotal (``memory_limit_mb``)."""
 
     timeout_s: float = 300.0
     memory_mb: int = 32768
@@ -123,6 +139,51 @@ def _cache_signature(scratch: Path) -> tuple[int, int]:
     return files, newest
 
 
+def job_tensor_bytes(item: Any) -> int:
+    """Bytes of every tensor in a job (nested dicts, lists and tuples): what the worker will load."""
+    import torch
+
+    if isinstance(item, torch.Tensor):
+        return item.numel() * item.element_size()
+    if isinstance(item, dict):
+        return sum(job_tensor_bytes(v) for v in item.values())
+    if isinstance(item, (list, tuple)):
+        return sum(job_tensor_bytes(v) for v in item)
+    return 0
+
+
+def _mem_total_bytes() -> int | None:
+    try:
+        for line in MEMINFO.read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return int(line.split()[1]) * 1024  # the kernel writes kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def memory_limit_mb(limits: Limits, job_bytes: int) -> int:
+    """The worker's RSS limit for a job holding ``job_bytes`` of tensors (see ``Limits``)."""
+    scaled = HOST_MEMORY_FACTOR * job_bytes / 2**20
+    total = _mem_total_bytes()
+    if total is not None:
+        scaled = min(scaled, HOST_MEMORY_SHARE * total / 2**20)
+    return int(max(limits.memory_mb, scaled))
+
+
+def scratch_root_for(job_bytes: int) -> Path | None:
+    """Where a job's scratch dir goes: SHM_DIR (RAM) for a big job when it has room for the job, its
+    results and some spare; else None (the default temp dir)."""
+    if job_bytes < SHM_MIN_JOB_BYTES or not os.access(SHM_DIR, os.W_OK):
+        return None
+    try:
+        stat = os.statvfs(SHM_DIR)
+    except OSError:
+        return None
+    free = stat.f_bavail * stat.f_frsize
+    return SHM_DIR if free > SHM_FACTOR * job_bytes + SHM_SPARE_BYTES else None
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -134,14 +195,20 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def run_worker(job: dict[str, Any], *, device: str, limits: Limits = Limits(),
                scratch_root: Path | None = None, keep_scratch: bool = False,
                wrapper: tuple[str, ...] | list[str] = (),
-               progress: Callable[[str], None] | None = None) -> WorkerOutcome:
+               progress: Callable[[str], None] | None = None, job_bytes: int | None = None) -> WorkerOutcome:
     """Run one job in a fresh sandboxed worker process and return how it ended; never raises for the
     candidate's sake. ``wrapper`` is a command the worker runs under (``compute-sanitizer ...``; per-call
     deadlines are then off: the wrapper slows every kernel). ``progress`` gets a heartbeat line at most
-    every ~10 s. Raises ``reaper.Interrupted`` when kernelwright is ending on a signal."""
+    every ~10 s. ``job_bytes`` (default: the tensors in ``job``; a job that builds its inputs in the
+    worker passes an estimate) scales the RSS limit (``memory_limit_mb``) and, with no ``scratch_root``,
+    picks the scratch's place (``scratch_root_for``). Raises ``reaper.Interrupted`` when kernelwright is
+    ending on a signal."""
     import torch
 
     _refuse_when_stopping()
+    job_bytes = job_tensor_bytes(job) if job_bytes is None else job_bytes
+    limits = replace(limits, memory_mb=memory_limit_mb(limits, job_bytes))
+    scratch_root = scratch_root if scratch_root is not None else scratch_root_for(job_bytes)
     scratch = Path(tempfile.mkdtemp(prefix="kw-worker-", dir=scratch_root))
     torch.save(job, scratch / "job.pt")
     prefix, note = network_isolation()
@@ -191,10 +258,13 @@ def run_worker(job: dict[str, Any], *, device: str, limits: Limits = Limits(),
         ok=reason is None, reason=reason, message=message or "", report=report, log_tail=log_tail,
         network_isolated=bool(prefix), isolation_note=note, seconds=seconds,
         result_path=scratch / "result.pt" if (scratch / "result.pt").exists() else None,
-        extra={"scratch": str(scratch), "peak_rss_mb": round(peak_mb, 1), **watch.summary()},
+        extra={"scratch": str(scratch), "peak_rss_mb": round(peak_mb, 1), "memory_limit_mb": limits.memory_mb,
+               **watch.summary()},
     )
-    if not keep_scratch and outcome.result_path is None:
+    if not keep_scratch and (outcome.result_path is None or not outcome.ok):
+        # a failed worker's results are never loaded: left behind they would fill the disk or RAM
         shutil.rmtree(scratch, ignore_errors=True)
+        outcome.result_path = None
     return outcome
 
 
