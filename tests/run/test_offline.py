@@ -157,14 +157,17 @@ def _timeout(limits) -> dict:
 
 def _fakes(monkeypatch, clock: _Clock, calls: list, *, probe_s=(10.0, 10.0), verify_s=10.0, round_s=14.0,
            final_s=26.0, compile_ms: float = 1.0, device: str = "cuda:0", verify_s_per_shape: float | None = None,
-           reject: tuple = ()):
+           reject: tuple = (), final_fixed: bool = False, final_failure: dict | None = None):
     """A GPU run on the CPU: device, verify, bench and clock replaced. A small-shape verification (a
     probe) takes ``probe_s[0]`` the first time (cold) and ``probe_s[1]`` after; one with the benchmark
     shape ``verify_s`` (a number, or per candidate name with "*" for the rest); a tuning round
     ``round_s``; the final bench ``final_s`` at full repetition, less in proportion when shortened. A
     worker whose cost passes its timeout is stopped there, as the runner does. Candidates named in
     ``reject`` are rejected. Round k is fastest for bucket k % 3, so the best table takes a different
-    round for different buckets. torch.compile takes ``compile_ms`` at every shape in the final bench."""
+    round for different buckets. torch.compile takes ``compile_ms`` at every shape in the final bench.
+    ``final_fixed``: the final bench costs ``final_s`` whatever its repetitions (a task of gigabytes, where
+    drawing and re-checking the inputs dominate). ``final_failure``: the final bench fails so (a ``recheck_*``
+    check comes with rows whose re-check failed; any other, with no rows, as a worker that died)."""
     import kernelwright.bench.bencher as bencher
     import kernelwright.run.entry as entry
     import kernelwright.run.ledger as ledger
@@ -199,8 +202,11 @@ def _fakes(monkeypatch, clock: _Clock, calls: list, *, probe_s=(10.0, 10.0), ver
                       {"warmup_ms": warmup_ms, "rep_ms": rep_ms, "baseline_kinds": baseline_kinds,
                        "shapes": len(shapes), "timeout_s": limits.timeout_s, "at": clock.now}))
         final = not name.startswith("round")
-        if not spend(final_s * rep_ms / 100.0 if final else round_s, limits):
+        if not spend((final_s if final_fixed else final_s * rep_ms / 100.0) if final else round_s, limits):
             return _Outcome({"rows": [], "failures": [_timeout(limits)], "ok": False})
+        failed = final_failure if final else None
+        if failed and not failed["check"].startswith("recheck_"):
+            return _Outcome({"rows": [], "failures": [failed], "ok": False, "timings_meaningful": True})
         k = None if final else int(name[len("round"):])
         rows = []
         for i, knobs in enumerate(shapes):
@@ -210,8 +216,9 @@ def _fakes(monkeypatch, clock: _Clock, calls: list, *, probe_s=(10.0, 10.0), ver
                 timings["compile"] = {"median_ms": compile_ms}
             rows.append({"knobs": knobs, "dtype": dtype, "gbps": 1.0 / ms, "fraction_of_copy": 0.5 / ms,
                          "timings": timings, "speedup": {n: t["median_ms"] / ms for n, t in timings.items()},
-                         "recheck": {"passed": True, "rel_err": 0.0}})
-        return _Outcome({"rows": rows, "failures": [], "ok": True, "timings_meaningful": True,
+                         "recheck": {"passed": not failed, "rel_err": 0.5 if failed else 0.0}})
+        failures = [{**failed, "knobs": knobs} for knobs in shapes] if failed else []
+        return _Outcome({"rows": rows, "failures": failures, "ok": not failures, "timings_meaningful": True,
                          "ceilings": {"copy_gbps": 4000.0}})
 
     for module in (offline, ledger, entry):
@@ -438,6 +445,78 @@ def test_a_verified_kernel_slower_than_compile_is_reported_not_a_win(tmp_path, m
     said = " ".join(refused.output.split())
     assert "3.33x slower than torch.compile" in said and "--allow-slower" in said
     assert not (tmp_path / "pkg").exists()
+
+
+HOST_OOM = {"check": "out_of_memory", "message": "the candidate process used 32771 MB of host memory (limit "
+            "32768 MB) and was killed."}
+
+
+def test_a_bench_killed_for_host_memory_leaves_the_verified_kernel_untimed(tmp_path, monkeypatch):
+    """36_RMSNorm_ on an H200: the final bench's worker hit the host memory limit. That says nothing about
+    the kernel's correctness: best.py stays verified (exit 0) and the verdict claims no speed."""
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls, final_failure=HOST_OOM)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["optimize", "rmsnorm", "--budget", "1", "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["accepted"] and data["best_path"] == str(out / "best.py")
+    assert (out / "best.py").read_text() == calls[-1][2] and calls[-1][0] == "bench"
+    verdict = data["verdict"]
+    assert verdict["status"] == "untimed" and verdict["ratio_geomean"] is None and verdict["shapes"] == []
+    assert verdict["sentence"].startswith("verified; not benchmarked: its worker was killed at the host memory "
+                                          "limit, a limit of this machine, not of the kernel (the candidate "
+                                          "process used 32771 MB of host memory")
+    assert "faster" not in verdict["sentence"] and "slower" not in verdict["sentence"]
+    assert data["final_rows"] == []
+    assert json.loads((out / "summary.json").read_text())["verdict"] == verdict
+
+
+def test_a_failed_recheck_in_the_final_bench_still_rejects(tmp_path, monkeypatch):
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls,
+           final_failure={"check": "recheck_mismatch", "message": "max relative error 0.5 above 1e-05"})
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["optimize", "rmsnorm", "--budget", "1", "--out", str(out), "--json"])
+    assert result.exit_code == 1, result.output
+    data = json.loads(result.stdout)
+    assert not data["accepted"] and data["verdict"]["status"] == "none"
+    assert data["message"] == "best.py failed its benchmark re-check: max relative error 0.5 above 1e-05"
+
+
+@pytest.mark.parametrize("task, ends_s, benched", [(str(FIXTURES / "kernelbench_softmax_huge.py"), 147.0, False),
+                                                   ("rmsnorm", 198.0, True)])
+def test_a_huge_task_ends_within_its_margin_verified_and_untimed(tmp_path, monkeypatch, task, ends_s, benched):
+    """A 7.5-GB task on an H200: the prior's benchmark-shape verification costs 137 s, the final bench
+    60 s at any repetition. With one benchmark shape even the shortest bench cannot fit in the 33 s
+    left (+ 18 s margin): it is skipped. With five, one shape is projected to fit (137 / 5 s), runs, and
+    is stopped at its timeout, the budget plus its margin. Either way: verified, untimed, within 198 s."""
+    from kernelwright.run import optimize
+    from kernelwright.run.offline import MARGIN
+
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls, verify_s=137.0, final_s=60.0, final_fixed=True)
+    out = tmp_path / "run"
+    result = optimize(task, budget=10, out=out, minutes=3)
+    assert result.accepted, result.message
+    assert result.seconds == pytest.approx(ends_s) and result.seconds <= 180 * (1 + MARGIN)
+    _within_budget(calls, 180)
+    assert (out / "best.py").read_text() == calls[1][2] and calls[1][3]["benchmark_shape"]
+    assert [kind for kind, *_ in calls] == ["verify", "verify"] + (["bench"] if benched else [])
+    verdict = result.verdict
+    assert verdict["status"] == "untimed" and verdict["ratio_geomean"] is None
+    assert verdict["sentence"].startswith("verified; not benchmarked: the time budget ran out; run `kernelwright "
+                                          f"bench {_task_path(task)} {out / 'best.py'}`")
+    cut = "the final benchmark (stopped at its timeout)" if benched else "the final benchmark (no time left)"
+    assert cut in verdict["budget_cuts"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["accepted"] and summary["verdict"] == verdict
+
+
+def _task_path(task: str) -> Path:
+    from kernelwright.tasks.task import load_task
+
+    return load_task(task).path
 
 
 def test_on_the_cpu_the_budget_covers_verification_with_fewer_shapes(tmp_path, monkeypatch):

@@ -33,3 +33,14 @@ def test_faster_untimed_none_and_budget_cuts():
     cut = judge(accepted=True, device="cuda:0", bench=None, untimed_why="untimed: the time budget ran out")
     assert cut["status"] == "untimed" and cut["sentence"] == "verified; untimed: the time budget ran out"
     assert judge(accepted=False, device="cuda:0", bench=None)["status"] == "none"
+
+
+def test_a_bench_with_failures_claims_no_speed():
+    """Rows whose timings a failure taints (work outside the timed stream) are no comparison."""
+    bench = {"rows": [_row(0.5, eager=1.0)], "failures": [{"check": "work_outside_timed_stream", "message": "x"}]}
+    v = judge(accepted=True, device="cuda:0", bench=bench,
+              untimed_why="not benchmarked: the benchmark failed (work_outside_timed_stream: x)")
+    assert v["status"] == "untimed" and v["ratio_geomean"] is None and v["shapes"] == []
+    assert v["sentence"] == "verified; not benchmarked: the benchmark failed (work_outside_timed_stream: x)"
+    assert judge(accepted=True, device="cuda:0", bench=None)["sentence"] == (
+        "verified; not benchmarked: the final benchmark did not run")

@@ -26,7 +26,10 @@ run is projected (that step, the verification of a tuned table when one may come
 benchmark) and the step is skipped when it would not fit. Every worker's timeout is at most what the
 budget has left (less what later phases need) plus the margin, so one slow evaluation cannot blow it; the
 final benchmark runs shortened when the full one would not fit. On the CPU the verifications draw fewer
-shapes when the budget is short. What the budget cut is listed in the verdict. A resumed run replays its
+shapes when the budget is short. The final benchmark is skipped when even its shortest form (one shape,
+the fewest repetitions) would not fit; best.py then stays verified and untimed, as it does when the bench
+fails for any reason but a re-check of its outputs (a worker killed for host memory, a timeout). What
+the budget cut is listed in the verdict. A resumed run replays its
 finished evaluations from the store at no cost and then has the whole budget for what is left.
 """
 
@@ -557,16 +560,20 @@ class OfflineRun:
 
     def final_bench(self, name: str, source: str) -> tuple[dict | None, str | None]:
         """best.py against every baseline, cut to fewer repetitions or shapes when the full bench would
-        not fit. Returns (bench JSON, why untimed)."""
+        not fit, skipped when even one shape at the fewest repetitions would not. Returns (bench JSON,
+        why not benchmarked)."""
         shapes = [b["knobs"] for b in self.prep.buckets]
         options = dict(FULL_BENCH)
         full_settings = {"shapes": shapes, "dtype": self.prep.dtype, "what": "final", **options}
         if self.clock.limit_s is not None and not self._on_record(source, "bench", full_settings):
             full = self.costs.final_bench()
             left = self.clock.left()
-            if left + MARGIN * self.clock.limit_s < MIN_TIMEOUT_S:
+            # the worker's timeout is what is left plus the margin: the shortest bench must fit in that
+            if left + MARGIN * self.clock.limit_s < max(MIN_TIMEOUT_S, full / len(shapes)):
                 self.cuts.append("the final benchmark (no time left)")
-                return None, "untimed: the time budget ran out before the final benchmark"
+                self.report(f"time budget: even the shortest final benchmark (~{full / len(shapes):.0f} s) would "
+                            f"not fit in the {max(0.0, left):.0f} s left; best.py stays verified, untimed")
+                return None, self._out_of_time()
             if full > left:
                 options = dict(SHORT_BENCH)
                 keep = max(1, math.floor(len(shapes) * max(0.0, left) / full)) if full > 2 * max(left, 0.0) else len(shapes)
@@ -581,9 +588,13 @@ class OfflineRun:
                                            options=options)
         if cut:
             self.cuts.append("the final benchmark (stopped at its timeout)")
-            return None, "untimed: the time budget ran out during the final benchmark"
+            return None, self._out_of_time()
         self.csv_rows += bench_csv_rows(data, candidate=path.parent.name, candidate_id=cid, role="search")
         return data, None
+
+    def _out_of_time(self) -> str:
+        return (f"not benchmarked: the time budget ran out; run `kernelwright bench {self.prep.task.path} "
+                f"{self.result.best_path}`")
 
     def run(self) -> None:
         if not self.first_probe() or not self.verify_prior():
@@ -599,14 +610,41 @@ class OfflineRun:
         name, source = self.best
         data, untimed = self.final_bench(name, source)
         self.ledger.dir.write_bench_csv(self.csv_rows)
+        self.take_bench(data, untimed)
+
+    def take_bench(self, data: dict | None, untimed: str | None) -> None:
+        """The final bench into the result. Only a failed re-check of best.py's outputs un-verifies it; any
+        other failure (its worker killed for host memory or by a timeout, timings that cannot be trusted)
+        leaves best.py verified and untimed, and the verdict says why in one clause."""
+        failures = (data or {}).get("failures") or []
+        recheck = [f for f in failures if str(f.get("check", "")).startswith("recheck_")]
+        if recheck:
+            self.result.bench = data
+            self.result.final_rows = data.get("rows", [])
+            self.result.accepted = False
+            self.result.message = f"best.py failed its benchmark re-check: {recheck[0].get('message', '')}"
+            return
+        if failures:
+            data, untimed = None, f"not benchmarked: {_bench_failure(failures[0])}"
+            self.report(f"best.py stays verified; {untimed}")
         self.result.bench = data
         self.result.untimed_why = untimed
         if data is not None:
             self.result.final_rows = data.get("rows", [])
             self.result.ceilings = data.get("ceilings")
-            if data.get("failures"):
-                self.result.accepted = False
-                self.result.message = f"best.py failed its benchmark re-check: {data['failures'][0].get('message', '')}"
+
+
+def _bench_failure(failure: dict) -> str:
+    """A final-bench failure that is no re-check of correctness, as one clause."""
+    message = " ".join(str(failure.get("message", "")).split()).rstrip(".")
+    if len(message) > 200:
+        message = message[:197] + "..."
+    check = failure.get("check")
+    if check == "out_of_memory":
+        return f"its worker was killed at the host memory limit, a limit of this machine, not of the kernel ({message})"
+    if check == "timeout":
+        return f"its worker ran past its timeout ({message})"
+    return f"the benchmark failed ({check}: {message})"
 
 
 def _folder(label: str, source: str) -> str:

@@ -43,12 +43,14 @@ def judge(*, accepted: bool, device: str, bench: dict[str, Any] | None, cuts: li
     cuts = list(cuts or [])
     if not accepted:
         return _verdict(NONE, "no verified kernel", cuts)
-    timed = bench is not None and bench.get("timings_meaningful", True) and not device.startswith("cpu")
+    # a bench with failures has no timings to trust: the caller says why in ``untimed_why``
+    timed = (bench is not None and bench.get("timings_meaningful", True) and not bench.get("failures")
+             and not device.startswith("cpu"))
     shapes = per_shape(bench) if timed else []
     if not shapes:
         why = untimed_why or ("untimed on CPU: the Triton interpreter's timings mean nothing; run on a GPU to "
                               "compare with the baselines" if device.startswith("cpu") or bench is not None
-                              else "untimed: the final benchmark did not run")
+                              else "not benchmarked: the final benchmark did not run")
         return _verdict(UNTIMED, f"verified; {why}", cuts)
     ratio = math.exp(sum(math.log(s["ratio"]) for s in shapes) / len(shapes))
     name = Counter(s["fastest_baseline"] for s in shapes).most_common(1)[0][0]
