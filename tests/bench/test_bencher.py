@@ -40,3 +40,31 @@ def test_timing_runs_without_the_verifiers_memory_poisoning(tmp_path):
 
     verdict = verify("rmsnorm", probe, device="cpu", shapes=1)
     assert any("memory poisoning is on" in f["message"] for f in verdict.failures)
+
+
+def test_the_worker_memory_estimate_is_the_rotation_of_input_sets_at_the_shape():
+    from kernelwright.bench.bencher import job_bytes
+    from kernelwright.bench.worker_side import ROTATION_BYTES, rotation_sets
+    from kernelwright.tasks.task import load_task
+
+    task = load_task("rmsnorm")
+    small = {**task.knobs, "tokens": 8, "hidden": 64}
+    one = 8 * 64 * 2  # bf16 x; the weight is a parameter, not an input
+    assert job_bytes(task, [small], "bfloat16") == one * rotation_sets(one) == one * 8
+    big = {**task.knobs, "tokens": 2**16, "hidden": 2**14}  # 4 GiB in fp32: built on meta, allocates nothing
+    assert job_bytes(task, [small, big], "float32") == 2**16 * 2**14 * 4
+    assert rotation_sets(2**32) == 1 and rotation_sets(ROTATION_BYTES // 2) == 2
+
+
+def test_a_benchmark_size_recheck_is_judged_from_the_host_as_the_verifier_does(monkeypatch):
+    from kernelwright.bench import bencher
+
+    calls = []
+    real = bencher.reference_outputs
+    monkeypatch.setattr(bencher, "HOST_JUDGE_BYTES", 0)  # every shape counts as benchmark size
+    monkeypatch.setattr(bencher, "reference_outputs",
+                        lambda case, device, on_host=False: calls.append(on_host) or real(case, device, on_host=on_host))
+    good = bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cpu")
+    assert good.ok and good.rows[0]["recheck"]["passed"] and calls == [True]
+    bad = bench("rmsnorm", CORPUS / "cheat_returns_constant.py", device="cpu")
+    assert not bad.ok and bad.failures[0]["check"].startswith("recheck_") and calls == [True, True]

@@ -36,8 +36,9 @@ from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import fit_budget
 from kernelwright.tasks.task import candidate_file, Task, load_task
-from kernelwright.verify import checks, tolerance
+from kernelwright.verify import checks, memory, tolerance
 from kernelwright.verify.inputs import build_case, reference_outputs
+from kernelwright.verify.verifier import HOST_JUDGE_BYTES
 
 SCHEMA = "kernelwright.bench/1"
 CPU_BUDGET = 2**12
@@ -122,7 +123,7 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
              "check_seed": secrets.randbits(31)} for i, s in enumerate(shapes)]
     outcome = run_worker({"mode": "bench", "candidate": str(candidate_path.resolve()), "task": str(task_obj.path),
                           "shapes": plan, "warmup_ms": warmup_ms, "rep_ms": rep_ms, "baselines": kinds},
-                         device=device, limits=limits, progress=progress)
+                         device=device, limits=limits, progress=progress, job_bytes=job_bytes(task_obj, shapes, dtype))
     if not outcome.ok:
         result.failures.append({"check": outcome.reason, "message": outcome.message})
         result.log_tail = outcome.log_tail
@@ -131,24 +132,52 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
     outputs = load_result(outcome) or {}
     module = task_obj.load()
     for spec, raw in zip(plan, outcome.report["rows"]):
-        outs = [o.to(device) for o in outputs.get(spec["id"], [])]
-        row = _row(task_obj, module, spec, raw, outs, dtype, device, ceilings)
+        row = _row(task_obj, module, spec, raw, outputs.pop(spec["id"], []), dtype, device, ceilings)
         result.failures += row.pop("failures")
         result.rows.append(row)
     result.seconds = time.monotonic() - started
     return result
 
 
+def job_bytes(task: Task, shapes: list[dict], dtype: str) -> int:
+    """The input bytes the bench worker holds at once at its largest shape (its rotation of input sets),
+    from the task's inputs built on the meta device; 0 (the default host limit) when they cannot be."""
+    import torch
+
+    from kernelwright.bench.worker_side import rotation_sets
+    from kernelwright.tasks.task import instantiate
+
+    size = getattr(torch, dtype).itemsize
+    module = task.load()
+    largest = 0
+    for knobs in shapes:
+        try:
+            with torch.device("meta"):
+                inputs, _ = instantiate(module, {**task.knobs, **knobs})
+        except Exception:  # noqa: BLE001 -- an estimate: a task that cannot build on meta keeps the floor
+            return 0
+        one = sum(x.numel() * (size if x.is_floating_point() else x.element_size())
+                  for x in inputs if isinstance(x, torch.Tensor))
+        largest = max(largest, one * rotation_sets(one))
+    return largest
+
+
 def _row(task: Task, module, spec: dict, raw: dict, outs: list, dtype: str, device: str, ceilings) -> dict:
-    """One shape's numbers: re-check, roofline, ratios, and the flags a suspicious timing raises."""
+    """One shape's numbers: re-check, roofline, ratios, and the flags a suspicious timing raises. ``outs``
+    are on the host; a benchmark-size recheck is judged as the verifier judges one: its reference computed
+    in slices of rows where the op allows, gathered on the host, compared on the device a slice at a time."""
     check = build_case(module, case_id=spec["id"], label="recheck", knobs=spec["knobs"], dtype=dtype,
                        distribution="task", seed=spec["check_seed"], model_seed=spec["seeds"][0])
-    refs, eagers = reference_outputs(check, device)
+    on_host = memory.tensor_bytes(check.inputs) > HOST_JUDGE_BYTES
+    if not on_host:
+        outs = [o.to(device) for o in outs]
+    refs, eagers = reference_outputs(check, device, on_host=on_host)
     failures = checks.check_structure(outs, eagers)
     stats: list[dict] = []
     if not failures:
         failures, stats = checks.check_values(outs, refs, eagers,
-                                              tolerance.for_dtype(dtype, atol=task.atol, rtol=task.rtol))
+                                              tolerance.for_dtype(dtype, atol=task.atol, rtol=task.rtol), device)
+    del refs
     found = [{**f.as_dict(), "check": "recheck_" + f.check, "knobs": spec["knobs"]} for f in failures]
     timed = raw["timed"]
     timings = {name: t["events"] for name, t in timed.items()}

@@ -18,6 +18,11 @@ MAX_SETS = 8
 GRAPH_BELOW_MS = 0.1  # launch-bound sizes are also timed as CUDA-graph replays
 
 
+def rotation_sets(set_bytes: int) -> int:
+    """How many input sets of ``set_bytes`` rotate through the timing: together past ROTATION_BYTES."""
+    return max(1, min(MAX_SETS, math.ceil(ROTATION_BYTES / max(set_bytes, 1))))
+
+
 def run_bench(job: dict, model_new_cls, build_model, device: str, scratch: str, event=None) -> dict:
     """``event(kind, shape_id, call)`` tells the parent when a candidate call starts and returns, so a
     hanging candidate meets the per-call deadline instead of the whole-process timeout."""
@@ -34,8 +39,7 @@ def run_bench(job: dict, model_new_cls, build_model, device: str, scratch: str, 
 
         first = make(shape["seeds"][0], "bench")
         set_bytes = sum(x.numel() * x.element_size() for x in first.inputs if isinstance(x, torch.Tensor))
-        n_sets = max(1, min(MAX_SETS, math.ceil(ROTATION_BYTES / max(set_bytes, 1))))
-        cases = [first] + [make(s, "bench") for s in shape["seeds"][1:n_sets]]
+        cases = [first] + [make(s, "bench") for s in shape["seeds"][1:rotation_sets(set_bytes)]]
         to_device = lambda xs: [x.to(device) if isinstance(x, torch.Tensor) else x for x in xs]  # noqa: E731
         input_sets = [to_device(c.inputs) for c in cases]
         event("build", shape["id"])
