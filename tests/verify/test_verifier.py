@@ -19,6 +19,14 @@ def test_accepted_result_has_the_documented_schema():
     case = data["cases"][0]
     assert {"knobs", "dtype", "distribution", "seed", "passed", "outputs"} <= set(case)
     assert case["outputs"][0]["rel_err"] <= case["outputs"][0]["tolerance"]["norm"]
+    # where the time went: each phase measured, together within the whole
+    assert set(data["phases"]) == {"plan", "worker", "judge"} and min(data["phases"].values()) > 0
+    assert sum(data["phases"].values()) <= data["seconds"] + 0.01
+
+
+def test_a_worker_that_fails_has_no_judge_phase():
+    result = verify("rmsnorm", FIXTURES.parent / "corpus" / "crash_missing_modelnew.py", device="cpu", shapes=1)
+    assert not result.accepted and set(result.as_json()["phases"]) == {"plan", "worker"}
 
 
 def test_cases_cover_every_dtype_and_signed_inputs_never_only_the_benchmark_shape():

@@ -25,6 +25,10 @@ Schema ``kernelwright.verify/1`` (``VerifyResult.as_json()``)::
                  "largest_case": str,
                  "parent_peak_bytes": int | null,   # peak allocated GPU memory of the verifying process
                  "worker_peak_bytes": int | null},  # and of the candidate's worker; null on the CPU
+      "phases": {"plan": float,           # seconds: cases drawn and the task's eager calls timed
+                 "worker": float,         # the job file written and the candidate's process run
+                 "judge": float,          # its outputs loaded, references computed, everything compared
+                 "sanitize": float},      # only with --sanitize; phases not reached are absent
       "seconds": float
     }
 
@@ -34,7 +38,7 @@ Fields added within schema version 1 (additive; readers of the older fields are 
 failure seen on a later call of the same case carries ``call`` (0-based) and, for a variant input set,
 ``variant_seed``; sanitizer failures carry ``report``. Case ``shape`` may be ``"fuzz"`` (planned by the
 property-based fuzzer) and ``distribution`` may be ``"extreme"`` or ``"special"``. ``notes``, ``memory``
-and a case's ``init_inputs`` (present when the case was built with other constructor arguments than
+``phases`` and a case's ``init_inputs`` (present when the case was built with other constructor arguments than
 ``get_init_inputs()`` returns; its ``shape`` is then ``"init"``) were added for issue 11.
 
 Check names (``failures[].check``): static policy — ``forbidden_import``, ``forbidden_call``,
@@ -68,6 +72,7 @@ class VerifyResult:
     environment: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     memory: dict[str, Any] = field(default_factory=dict)
+    phases: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
@@ -86,4 +91,4 @@ class VerifyResult:
                 "candidate": self.candidate, "device": self.device, "failures": self.failures,
                 "checks": self.checks, "cases": self.cases, "log_tail": self.log_tail,
                 "environment": self.environment, "notes": self.notes, "memory": self.memory,
-                "seconds": round(self.seconds, 3)}
+                "phases": {k: round(v, 3) for k, v in self.phases.items()}, "seconds": round(self.seconds, 3)}

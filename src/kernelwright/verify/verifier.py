@@ -152,6 +152,7 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
 def _verify_cases(result: VerifyResult, task_obj: Task, candidate_path: Path, extensions: dict, started: float, *,
                   device: str, limits: Limits, shapes: int, seed: int | None, sanitize: bool,
                   benchmark_shape: bool, progress=None) -> VerifyResult:
+    phase_started = time.monotonic()
     notes: list[str] = []
     cases = plan_cases(task_obj, device, shapes=shapes, seed=seed, benchmark_shape=benchmark_shape, notes=notes)
     largest = memory.largest(cases)
@@ -160,10 +161,12 @@ def _verify_cases(result: VerifyResult, task_obj: Task, candidate_path: Path, ex
     result.notes += notes
     memory.check_fits(task_obj.name, result.memory["task_bytes"], device)
     _time_eager(cases, device)
+    phase_started = _phase(result, "plan", phase_started)
     by_id = {c.id: c for c in cases}
     outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()),
                           "allowed_ops": extensions["ops"], "cases": [c.job(repeat=REPEATS) for c in cases]},
                          device=device, limits=limits, progress=progress)
+    phase_started = _phase(result, "worker", phase_started)
     result.environment.update(network_isolated=outcome.network_isolated, isolation_note=outcome.isolation_note)
     result.record("process", outcome.ok)
     if not outcome.ok:
@@ -185,10 +188,12 @@ def _verify_cases(result: VerifyResult, task_obj: Task, candidate_path: Path, ex
     if missing:
         result.fail("not_run", f"{len(missing)} case(s) never ran because an earlier CUDA error killed the context",
                     None, cases=missing)
+    phase_started = _phase(result, "judge", phase_started)
     if sanitize:  # even when rejected: the sanitizer's report often names the bug
         from kernelwright.verify.sanitize import run_sanitizer
 
         run_sanitizer(result, cases, candidate_path, device, limits)
+        _phase(result, "sanitize", phase_started)
     if not result.accepted:
         result.log_tail = result.log_tail or outcome.log_tail
     result.memory["parent_peak_bytes"] = memory.peak_bytes(device)
@@ -198,6 +203,14 @@ def _verify_cases(result: VerifyResult, task_obj: Task, candidate_path: Path, ex
         torch.cuda.empty_cache()  # references at benchmark size: give the memory back to other processes
     result.seconds = time.monotonic() - started
     return result
+
+
+def _phase(result: VerifyResult, name: str, started: float) -> float:
+    """Record the seconds since ``started`` as phase ``name`` (a slow verification says where its time
+    went); the start of the next phase."""
+    now = time.monotonic()
+    result.phases[name] = now - started
+    return now
 
 
 def task_extensions(task: Task) -> dict[str, list[str]]:
