@@ -47,7 +47,7 @@ from kernelbench_coverage import TARGET_KINDS, kind_of, level1_files  # noqa: E4
 
 FIELDS = ("task", "kind", "gpu", "exit", "seconds", "budget_s", "within", "verdict", "reason", "task_gb",
           "verify_peak_gb", "peak_over_task", "best_ms", "eager_ms", "compile_ms", "vs_eager", "vs_compile",
-          "fastest_baseline", "vs_fastest", "orphan_workers", "gpu_mb_after")
+          "fastest_baseline", "vs_fastest", "orphan_workers", "gpu_mb_after", "verify_phases")
 GRACE = 1.10  # the "M + 10%"
 
 
@@ -166,8 +166,11 @@ def _from_run(run_dir: Path, log: Path) -> dict:
         evaluations = con.execute("SELECT c.source_sha, e.kind, e.settings, e.result FROM evaluations e "
                                   "JOIN candidates c ON c.id = e.candidate_id ORDER BY e.id").fetchall()
     # the verification at the task's own shape (its largest case): probes on small shapes say nothing here
-    memories = [json.loads(result).get("memory") or {} for _, kind, _, result in evaluations if kind == "verify"]
-    largest = max(memories, key=lambda m: m.get("task_bytes") or 0, default={})
+    verifies = [json.loads(result) for _, kind, _, result in evaluations if kind == "verify"]
+    biggest = max(verifies, key=lambda v: (v.get("memory") or {}).get("task_bytes") or 0, default={})
+    largest = biggest.get("memory") or {}
+    if biggest.get("phases"):  # where the verification at the task's own shape spent its time
+        found["verify_phases"] = {k: round(v, 1) for k, v in biggest["phases"].items() if isinstance(v, (int, float))}
     task_bytes = largest.get("task_bytes")
     peaks = [largest.get(k) for k in ("parent_peak_bytes", "worker_peak_bytes") if largest.get(k)]
     if task_bytes:
