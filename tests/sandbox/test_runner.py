@@ -209,3 +209,12 @@ def test_a_job_counts_its_own_tensors():
     job = {"cases": [{"inputs": [torch.zeros(10), 3], "variants": [[torch.zeros(2, 5, dtype=torch.float64)]],
                       "state_dict": {"w": torch.zeros(4, dtype=torch.int8)}}], "mode": "run"}
     assert job_tensor_bytes(job) == 40 + 80 + 4
+
+
+def test_the_poison_pool_stays_within_the_memory_target_for_large_inputs():
+    from kernelwright.sandbox.worker import poison_pool_bytes
+
+    small, large = 100 << 20, 8 << 30
+    assert poison_pool_bytes(small) >= 4 * small  # room for outputs and workspace on a small case
+    # inputs + their clones + the pool: at most 4x the inputs (plus the 64-MB slack) on a large case
+    assert 2 * large + poison_pool_bytes(large) <= 4 * large + (64 << 20)

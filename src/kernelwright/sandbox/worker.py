@@ -159,6 +159,19 @@ def _build_model(model_new_cls, case: dict, device: str):
     return model.eval(), note
 
 
+POOL_FACTOR_SMALL, POOL_FACTOR_LARGE = 4, 2
+LARGE_INPUTS = 1 << 30
+
+
+def poison_pool_bytes(input_bytes: int) -> int:
+    """How much memory to NaN-fill before a call: room for outputs and workspace several times the inputs
+    on small cases, twice the inputs past 1 GiB. torch.empty* is NaN-filled anyway (fill_uninitialized_memory);
+    the pool is the second line, for blocks the allocator hands out otherwise. At 4x, inputs + their clones
+    + the pool made the worker's peak 6x a 8.6-GB task's bytes on an H200 (KernelBench 49_Max); 2x keeps it 4x."""
+    factor = POOL_FACTOR_SMALL if input_bytes < LARGE_INPUTS else POOL_FACTOR_LARGE
+    return factor * input_bytes + (64 << 20)
+
+
 def _poison_device_memory(device: str, nbytes: int) -> None:
     """Fill memory the caching allocator will hand out next with NaN, so unwritten outputs show."""
     import torch
@@ -240,7 +253,7 @@ def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allow
         input_bytes = sum(x.numel() * x.element_size() for x in originals if isinstance(x, torch.Tensor))
         float_elements = sum(x.numel() for x in originals if isinstance(x, torch.Tensor) and x.is_floating_point())
         clones = [x.clone() if isinstance(x, torch.Tensor) else x for x in originals]
-        _poison_device_memory(device, 4 * input_bytes + (64 << 20))
+        _poison_device_memory(device, poison_pool_bytes(input_bytes))
         if device.startswith("cuda"):
             torch.cuda.synchronize()
         launched = guards.launches
