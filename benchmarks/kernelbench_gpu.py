@@ -129,6 +129,8 @@ def run_one(path: Path, gpu: str, args) -> dict:
            "budget_s": budget_s, "within": seconds <= budget_s * GRACE,
            "orphan_workers": _orphans(gpu), "gpu_mb_after": _gpu_used_mb(gpu)}
     row.update(_from_run(run_dir, log))
+    if code != 0 and row["verdict"] == "verified":  # best.py on disk, but the run itself said no
+        row["verdict"], row["reason"] = "no kernel", _last_line(log)
     return row
 
 
