@@ -74,7 +74,19 @@ def test_uncovered_op_is_an_honest_limit(tmp_path):
     assert result.exit_code == 1
     text = " ".join(result.output.split())
     assert "aten.cumsum" in text and "LLM agent" in text
+    assert "softmax-shaped rows" in text and "--agent openai-compatible:URL:MODEL" in text
     assert not out.exists()
+
+
+def test_attention_refusal_names_the_family_first_and_a_local_model(tmp_path):
+    result = runner.invoke(app, ["optimize", str(FIXTURES / "attention_task.py"), "--device", "cpu",
+                                 "--out", str(tmp_path / "never")], env={"COLUMNS": "80"})
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "not covered: Task attention_task: matmul/attention/convolution" in text
+    assert text.index("is outside what the offline agent generates") < text.index("Detail:")
+    for agent in ("anthropic:MODEL", "openai:MODEL", "openai-compatible:URL:MODEL"):
+        assert f"--agent {agent}" in text
 
 
 

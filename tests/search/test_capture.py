@@ -82,3 +82,18 @@ def test_eps_of_norms_and_margins_of_losses_are_constructor_arguments():
     triplet = capture(load_task(TASKS / "triplet_margin.py"))                      # inside nn.TripletMarginLoss
     assert set(_init_nodes(triplet)) == {"margin"} and triplet.init_attrs == {"margin": "margin"}
     assert not _init_nodes(capture(load_task(TASKS / "layernorm_3d.py")))          # a tuple: a shape, not a value
+
+
+def test_attention_is_refused_as_a_family_a_user_understands_with_the_detail_after():
+    with pytest.raises(Unsupported) as info:
+        capture(load_task(FIXTURES / "attention_task.py"))
+    text = str(info.value)
+    assert info.value.outside.startswith("matmul/attention/convolution (here `aten.bmm`) is outside")
+    assert text.index("is outside what the offline agent generates") < text.index("the generator stopped at")
+    assert info.value.op  # the internal detail is kept, after the sentence
+
+
+def test_an_uncovered_op_outside_the_families_keeps_its_own_name():
+    with pytest.raises(Unsupported) as info:
+        capture(load_task(FIXTURES / "kernelbench_cumsum.py"))
+    assert info.value.outside == "" and str(info.value).startswith("aten.cumsum")

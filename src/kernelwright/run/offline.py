@@ -49,7 +49,7 @@ from kernelwright.run.result import OptimizeResult, Reporter
 from kernelwright.run.verdict import judge
 from kernelwright.sandbox.runner import Limits
 from kernelwright.search import variants
-from kernelwright.search.capture import Program, Unsupported, capture, describe
+from kernelwright.search.capture import COVERS, Program, Unsupported, capture, describe
 from kernelwright.search.codegen import generate
 from kernelwright.tasks.task import Task
 
@@ -232,15 +232,26 @@ def prepare(task: Task, device: str) -> Prepared:
         probe_sources = [(label, cfg, generate(program, [((1, 1), cfg)], label=label))
                          for label, cfg in _probes(program.kind, device)]
     except Unsupported as exc:
-        raise OptimizeLimit(
-            f"The offline generator does not cover `{exc.op}`{f' ({exc.why})' if exc.why else ''} in task "
-            f"{task.name}; an LLM agent (`--agent anthropic:MODEL` or `openai:MODEL`) is the way forward "
-            "for this operator.") from None
+        raise OptimizeLimit(_refusal(task, exc)) from None
     buckets = []
     for knobs in task.bench_shapes:
         key = _bucket_key(task, program, knobs)
         buckets.append({"knobs": knobs, "key": list(key), "ranked": variants.ranked(program.kind, *key)})
     return Prepared(task, program, probe_sources, buckets, task.dtype_names[0])
+
+
+# every refusal names all the ways forward, a local model among them
+LLM_AGENTS = ("an LLM agent is the way forward for this operator: `--agent anthropic:MODEL`, `--agent openai:MODEL` "
+              "or a local model with `--agent openai-compatible:URL:MODEL`")
+
+
+def _refusal(task: Task, exc: Unsupported) -> str:
+    """What a user reads first (the operator family, or what the generator covers), the internal detail after."""
+    detail = f"`{exc.op}`{f' ({exc.why})' if exc.why else ''}"
+    if exc.outside:
+        return f"Task {task.name}: {exc.outside}; {LLM_AGENTS}. Detail: the generator stopped at {detail}."
+    return (f"The offline generator does not cover task {task.name}: it generates {COVERS}, and stopped at "
+            f"{detail}; {LLM_AGENTS}.")
 
 
 class OfflineRun:

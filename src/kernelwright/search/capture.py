@@ -41,12 +41,24 @@ VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "expand", "a
          "squeeze_copy"}
 
 
-class Unsupported(Exception):
-    """The graph holds something the generator does not cover; ``op`` names it."""
+# What the offline generator covers, in a user's words: every refusal of a whole family says it.
+COVERS = "elementwise chains, reductions over one dim or a block of dims, softmax-shaped rows, losses"
+# ATen ops of operators that are matmul-, attention- or convolution-shaped: the generator writes none of them
+CONTRACTIONS = {"mm", "bmm", "addmm", "baddbmm", "addbmm", "matmul", "dot", "mv", "addmv", "einsum", "linear",
+                "convolution", "_convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
+                "conv_transpose3d", "scaled_dot_product_attention", "_scaled_dot_product_flash_attention",
+                "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_efficient_attention"}
 
-    def __init__(self, op: str, why: str = ""):
-        super().__init__(f"{op}: {why}" if why else op)
-        self.op, self.why = op, why
+
+class Unsupported(Exception):
+    """The graph holds something the generator does not cover; ``op`` names it. ``outside`` is set when
+    the whole operator is of a family the generator never writes (matmul, attention, convolution): a
+    user reads that first, and the op the lowering stopped at only as detail."""
+
+    def __init__(self, op: str, why: str = "", outside: str = ""):
+        detail = f"{op}: {why}" if why else op
+        super().__init__(f"{outside} (the generator stopped at {detail})" if outside else detail)
+        self.op, self.why, self.outside = op, why, outside
 
 
 @dataclass
@@ -190,7 +202,29 @@ def _signature(graph) -> list:
 
 def capture(task: Task) -> Program:
     """Trace the task's Model and lower it to the IR; raises :class:`Unsupported` naming the op."""
-    graph, model, inputs, tensor_positions, state_names, low, init_inputs = _trace_or_refuse(task, CAPTURE_SIZES[0])
+    graph = _trace_or_refuse(task, CAPTURE_SIZES[0])
+    try:
+        return _capture(task, *graph)
+    except Unsupported as exc:
+        family = _outside_family(graph[0])
+        if family and not exc.outside:
+            raise Unsupported(exc.op, exc.why, outside=family) from None
+        raise
+
+
+def _outside_family(graph) -> str:
+    """The user's sentence for a graph holding a matmul, attention or convolution op; '' for any other.
+    Checked only after a refusal: a chain the generator does lower is never refused for a family name."""
+    packets = {str(n.target).split(".")[1] for n in graph.graph.nodes
+               if n.op == "call_function" and str(n.target).startswith("aten.")}
+    found = sorted(packets & CONTRACTIONS)
+    if not found:
+        return ""
+    return (f"matmul/attention/convolution (here `aten.{'`, `aten.'.join(found)}`) is outside what the offline "
+            f"agent generates ({COVERS})")
+
+
+def _capture(task: Task, graph, model, inputs, tensor_positions, state_names, low, init_inputs) -> Program:
     sizes: dict = {}
     if task.knobs:
         other = _trace_or_refuse(task, CAPTURE_SIZES[1])[0]
