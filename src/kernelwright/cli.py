@@ -303,6 +303,26 @@ def package(
 
 
 @app.command()
+def mcp(
+    transport: str = typer.Option("stdio", help="stdio (a client starts the server) or streamable-http"),
+    port: int = typer.Option(8000, help="streamable-http: the port on 127.0.0.1"),
+    root: Optional[list[Path]] = typer.Option(None, "--root", help="a directory the tools may read and write "
+                                                                   "under (repeatable; default: the working directory)"),
+) -> None:
+    """Serve kernelwright's tools (verify, bench, optimize, package, ...) to coding agents over the Model
+    Context Protocol. Needs the extra: pip install 'kernelwright\\[mcp]'."""
+    from kernelwright.mcp_server import serve
+
+    try:
+        if transport != "stdio":
+            errors.print(escape(f"kernelwright MCP server on http://127.0.0.1:{port}/mcp, roots "
+                                f"{', '.join(map(str, root or [Path.cwd()]))}"), highlight=False)
+        serve(transport, port=port, roots=root)
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+
+
+@app.command()
 def e2e(
     model: str = typer.Option("qwen3", help="llama or qwen3 (built from a config, random weights)"),
     size: str = typer.Option("small", help="small (CPU-friendly) or 8b-shape (Llama-3-8B / Qwen3-8B shapes)"),
