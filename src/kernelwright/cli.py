@@ -369,5 +369,55 @@ def e2e(
     raise typer.Exit(1 if check and not check["passed"] else 0)
 
 
+skills_app = typer.Typer(help="Agent Skills for Claude Code, Codex and OpenCode: install the bundled ones.",
+                         no_args_is_help=True)
+app.add_typer(skills_app, name="skills")
+
+
+@skills_app.command("add")
+def skills_add(
+    claude: bool = typer.Option(False, "--claude", help="Claude Code: .claude/skills (--global: ~/.claude/skills, "
+                                                        "or $CLAUDE_CONFIG_DIR/skills)"),
+    codex: bool = typer.Option(False, "--codex", help="Codex: .agents/skills (--global: ~/.agents/skills)"),
+    opencode: bool = typer.Option(False, "--opencode", help="OpenCode: .opencode/skills (--global: "
+                                                            "~/.config/opencode/skills)"),
+    dest: Optional[Path] = typer.Option(None, "--dest", help="any other directory to install the skill folders into"),
+    global_: bool = typer.Option(False, "--global", help="the user's skills folder instead of this project's"),
+    skill: Optional[list[str]] = typer.Option(None, "--skill", help="only this bundled skill (repeatable; default all)"),
+    force: bool = typer.Option(False, "--force", help="replace skills that are already installed"),
+) -> None:
+    """Copy the bundled skills (no network) into each agent's skills folder. Exit 2 with nothing written when
+    no target is given or a skill is already there without --force."""
+    from kernelwright import skills
+
+    agents = [a for a, on in (("claude", claude), ("codex", codex), ("opencode", opencode)) if on]
+    try:
+        installed = skills.add(agents, dest, global_=global_, skills=skill, force=force)
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    for item in installed:
+        console.print(f"installed {item.skill} → {item.path} ({item.files} files)", markup=False, highlight=False)
+
+
+@skills_app.command("list")
+def skills_list() -> None:
+    """Show the bundled skills and where each agent looks for skills."""
+    from kernelwright import skills
+
+    table = Table(title="bundled skills")
+    for column in ("skill", "description"):
+        table.add_column(column, overflow="fold")
+    for name in skills.bundled_names():
+        table.add_row(escape(name), escape(skills.description(name)))
+    console.print(table)
+    places = Table(title="where each agent looks")
+    for column in ("agent", "flag", "project", "--global"):
+        places.add_column(column, overflow="fold")
+    for agent in skills.AGENTS:
+        places.add_row(escape(agent), f"--{agent}", escape(str(skills.agent_dir(agent, global_=False))),
+                       escape(str(skills.agent_dir(agent, global_=True))))
+    console.print(places)
+
+
 if __name__ == "__main__":
     app()
