@@ -41,23 +41,26 @@ def _fail_usage(exc: KernelwrightError) -> None:
     raise typer.Exit(2)
 
 
+WIDE_HELP = "the full table even when it is wider than the terminal (default: one block per row when narrow)"
+
+
 @app.command()
-def tasks() -> None:
+def tasks(wide: bool = typer.Option(False, "--wide", help=WIDE_HELP)) -> None:
     """List the bundled tasks with their knobs, benchmark shapes and dtypes."""
+    from kernelwright.tables import render
     from kernelwright.tasks import bundled_names, load_task
 
-    table = Table(title="bundled tasks", show_lines=False)
-    for column in ("name", "description", "knobs (default)", "benchmark shapes", "dtypes"):
-        table.add_column(column, overflow="fold")
+    rows = []
     try:
         for name in bundled_names():
             t = load_task(name)
             shapes = "; ".join("×".join(str(v) for v in s.values()) for s in t.shapes) or "default"
-            table.add_row(*(escape(cell) for cell in (name, t.description, ", ".join(f"{k}={v}" for k, v in t.knobs.items()),
-                                                      shapes, ", ".join(t.dtype_names))))
+            rows.append([escape(cell) for cell in (name, t.description, ", ".join(f"{k}={v}" for k, v in t.knobs.items()),
+                                                   shapes, ", ".join(t.dtype_names))])
     except KernelwrightError as exc:
         _fail_usage(exc)
-    console.print(table)
+    render(console, "bundled tasks", ["name", "description", "knobs (default)", "benchmark shapes", "dtypes"], rows,
+           wide=wide)
 
 
 @app.command()
@@ -71,6 +74,7 @@ def verify(
     shapes: int = typer.Option(8, min=1, help="how many shapes to draw from the task's knobs"),
     sanitize: bool = typer.Option(False, "--sanitize", help="also run one case under compute-sanitizer "
                                                             "(memcheck, racecheck); needs a GPU"),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Check a candidate on many shapes, dtypes and inputs. Exit 0 accepted, 1 rejected, 2 usage error."""
     from kernelwright.verify import verify as run_verify
@@ -83,17 +87,17 @@ def verify(
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
     else:
-        _render_verify(result)
+        _render_verify(result, wide)
     raise typer.Exit(0 if result.accepted else 1)
 
 
-def _render_verify(result) -> None:
-    table = Table(title=escape(f"verify {result.task} ← {Path(result.candidate).name} on {result.device}"))
-    for column in ("check", "passed", "failed"):
-        table.add_column(column)
-    for name, tally in result.checks.items():
-        table.add_row(escape(name), str(tally["passed"]), f"[red]{tally['failed']}[/]" if tally["failed"] else "0")
-    console.print(table)
+def _render_verify(result, wide: bool = False) -> None:
+    from kernelwright.tables import render
+
+    rows = [[escape(name), str(tally["passed"]), f"[red]{tally['failed']}[/]" if tally["failed"] else "0"]
+            for name, tally in result.checks.items()]
+    render(console, f"verify {result.task} ← {Path(result.candidate).name} on {result.device}",
+           ["check", "passed", "failed"], rows, wide=wide, right=("passed", "failed"))
     shown = {}
     for f in result.failures:
         shown.setdefault(f["check"], []).append(f)
@@ -132,6 +136,7 @@ def bench(
     plot: bool = typer.Option(True, help="draw the GB/s-against-size PNG when writing files"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.bench/1)"),
     timeout: float = typer.Option(Limits.timeout_s, help="seconds the candidate process may run"),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Time a candidate against the baselines with device events; exit 1 if it fails the re-check."""
     from kernelwright.bench.bencher import bench as run_bench
@@ -147,32 +152,41 @@ def bench(
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
     else:
-        _render_bench(result)
+        _render_bench(result, wide)
         for path in written:
             console.print(f"wrote {path}", markup=False, highlight=False)
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _render_bench(result) -> None:
+# why a CPU bench has no compile column (the default baselines there are eager and native)
+NO_COMPILE_ON_CPU = ("no compile column: torch.compile is not a default baseline on the CPU, where Triton runs "
+                     "through its interpreter and no timing is meaningful, so compiling would cost time for nothing; "
+                     "add it with --baselines eager,native,compile")
+
+
+def _render_bench(result, wide: bool = False) -> None:
+    from kernelwright.tables import render
+
     rows = result.rows
     names = [n for n in (rows[0]["timings"] if rows else {}) if n not in ("candidate", "candidate_repeat")]
-    table = Table(title=escape(f"bench {result.task} ← {Path(result.candidate).name} on "
-                               f"{result.environment.get('device_name')}"))
-    for column in ("shape", "dtype", "candidate ms (IQR)", "again ms", *[f"{n} ms" for n in names], "best baseline ×",
-                   "GB/s", "% copy", "bound", "re-check"):
-        table.add_column(column, justify="right")
+    columns = ["shape", "dtype", "candidate ms (IQR)", "again ms", *[f"{n} ms" for n in names], "best baseline ×",
+               "GB/s", "% copy", "bound", "re-check"]
+    cells = []
     for row in rows:
         t = row["timings"]
         frac = row["fraction_of_copy"]
         best = row["fastest_baseline"]
-        table.add_row(
+        cells.append([
             escape("×".join(str(v) for v in row["knobs"].values())), escape(row["dtype"]),
             f"{t['candidate']['median_ms']:.4f} ({t['candidate']['iqr_ms']:.4f})", f"{t['candidate_repeat']['median_ms']:.4f}",
             *[f"{t[n]['median_ms']:.4f}" if n in t else "–" for n in names],
-            f"{row['speedup'][best]:.2f} vs {best}" if best else "–", f"{row['gbps']:.1f}",
-            f"{100 * frac:.1f}" if frac else "–", row["bound"],
-            "[green]ok[/]" if row["recheck"]["passed"] else "[red]FAILED[/]")
-    console.print(table)
+            escape(f"{row['speedup'][best]:.2f} vs {best}") if best else "–", f"{row['gbps']:.1f}",
+            f"{100 * frac:.1f}" if frac else "–", escape(row["bound"]),
+            "[green]ok[/]" if row["recheck"]["passed"] else "[red]FAILED[/]"])
+    render(console, f"bench {result.task} ← {Path(result.candidate).name} on {result.environment.get('device_name')}",
+           columns, cells, key=2, wide=wide, right=tuple(columns[2:]))
+    if rows and result.device == "cpu" and "compile" not in names:
+        console.print(NO_COMPILE_ON_CPU, style="dim", markup=False, highlight=False)
     for row in rows:
         for name, note in row["notes"].items():
             console.print(escape(f"{name}: {note}"), style="dim", highlight=False)
@@ -314,7 +328,7 @@ def mcp(
     from kernelwright.mcp_server import serve
 
     try:
-        if transport != "stdio":
+        if transport == "streamable-http":
             errors.print(escape(f"kernelwright MCP server on http://127.0.0.1:{port}/mcp, roots "
                                 f"{', '.join(map(str, root or [Path.cwd()]))}"), highlight=False)
         serve(transport, port=port, roots=root)
