@@ -450,7 +450,8 @@ class OfflineRun:
         self.costs.unit = verdict["_seconds"]
         self.prior = table
         self._keep(name, source, table, {})
-        self.report(f"best.py verified (prior configuration, {verdict['_seconds']:.0f} s with the benchmark shape) "
+        shapes = "with the benchmark shape" if self.on_gpu else "on the interpreter's shapes"
+        self.report(f"best.py verified (prior configuration, {verdict['_seconds']:.0f} s {shapes}) "
                     f"and written: {self.result.best_path}")
         return True
 
