@@ -181,3 +181,28 @@ def test_cli_without_the_extra_says_which_to_install():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60)
     assert proc.returncode == 2
     assert "pip install 'kernelwright[mcp]'" in proc.stderr
+
+
+def test_a_silent_job_still_reports_a_heartbeat_and_its_error_is_a_sentence(monkeypatch):
+    from kernelwright import mcp_server
+    from kernelwright.errors import UsageError
+
+    monkeypatch.setattr(mcp_server, "HEARTBEAT_S", 0.2)
+    told = []
+
+    class Ctx:
+        async def report_progress(self, progress, total=None, message=None):
+            told.append(message)
+
+        async def info(self, message):
+            pass
+
+    def silent(say):
+        time.sleep(1.0)
+        raise UsageError("Task file x.py does not define `Model`.")
+
+    job = mcp_server.Jobs().start("verify", silent)
+    with pytest.raises(UsageError, match="does not define `Model`"):
+        asyncio.run(mcp_server.wait_for(job, Ctx()))
+    assert len(told) >= 2 and all(m.startswith("verify: running") for m in told)
+    assert job.info().state == "failed"
