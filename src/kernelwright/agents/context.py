@@ -126,6 +126,22 @@ def render_references(ctx: Context) -> str:
     return section("Reference kernels (verified kernels for this or related ops)", "\n\n".join(parts))
 
 
+def skill_section(skill: str, heading: str) -> str:
+    """One section of a bundled skill's SKILL.md: the prompts' kernel knowledge lives in the skills."""
+    from kernelwright.skills import section as read
+
+    return read(skill, heading)
+
+
+def skill_knowledge(*parts: tuple[str, str]) -> str:
+    """Sections of the bundled skills as one Markdown block, each titled and attributed to its skill.
+
+    References to a skill's own files (``references/x.py``) are left as they are: the writer sees the
+    related example kernels through ``render_references``."""
+    return "\n".join(section(f"{heading} (from the {skill} skill)", skill_section(skill, heading))
+                     for skill, heading in parts)
+
+
 def examples_dir() -> Path | None:
     """The checkout's hand-written, verified kernels (``examples/``), when this is a checkout."""
     path = Path(__file__).resolve().parents[3] / "examples"

@@ -20,27 +20,26 @@ from kernelwright.agents.extract import extract_candidate, extract_json
 
 Messages = list[dict[str, str]]
 
-_RULES = """Rules the verifier enforces (a kernel that breaks one is rejected, whatever its speed):
-- `class ModelNew(nn.Module)` with the same constructor arguments and `forward` signature as `Model`; it
-  must return the same outputs (shapes, dtypes) for every shape the module-level knobs can take (odd sizes,
-  one row, tails) and every dtype in `DTYPES`.
-- The work happens in your kernel: Triton (`@triton.jit`) or CUDA C++ through
-  `torch.utils.cpp_extension.load_inline`. Do not call the PyTorch op itself, do not cache results across
-  calls, do not write to the inputs, do not defer work (side streams, threads, lazy tensors), do not touch
-  timers or the checker, do not compute in a lower precision than the dtype allows (accumulate in fp32).
-- Allocate outputs fresh (`torch.empty`) and write every element.
-"""
+# The rules and the kernel knowledge come from the bundled Agent Skills: outside coding agents and this
+# team learn from the same texts (kernelwright/skills/bundled/*/SKILL.md).
+_RULES = "Rules the verifier enforces (a kernel that breaks one is rejected, whatever its speed):\n" + \
+    C.skill_section("kernelwright-harness", "What the verifier rejects") + "\n"
 
 PLANNER = ("You are the kernelwright planner. You read the analysis of a PyTorch operator and the best kernels "
            "so far, and say where the remaining headroom is and what to try next.\n\nReply with one JSON object "
            "(in a ```json block): {\"bottleneck\": str, \"headroom\": str, \"language\": \"triton\" | \"cuda\", "
-           "\"ideas\": [{\"title\": str, \"why\": str, \"how\": str}]} with 2 to 5 ideas, most promising first.")
+           "\"ideas\": [{\"title\": str, \"why\": str, \"how\": str}]} with 2 to 5 ideas, most promising first." + "\n\n" +
+           C.skill_knowledge(("triton-kernels", "Tuning knobs"), ("triton-kernels", "How fast is fast")))
 WRITER = ("You are the kernelwright writer. You write fast, correct GPU kernels for PyTorch operators, in Triton "
           "or CUDA C++.\n\n" + _RULES + "\nReply with exactly one complete Python file in a ```python block; "
-          "a sentence of explanation before it is welcome, nothing after it.")
+          "a sentence of explanation before it is welcome, nothing after it." + "\n\n" +
+          C.skill_knowledge(("triton-kernels", "Patterns"), ("triton-kernels", "Tail masks"),
+                            ("triton-kernels", "Dtype handling"), ("cuda-kernels", "Warp-shuffle reductions")))
 DEBUGGER = ("You are the kernelwright debugger. A kernel failed to compile, crashed or computed the wrong values; "
             "you find why from the failures and reproducers and fix it, changing as little as needed.\n\n" + _RULES +
-            "\nReply with the whole fixed Python file in one ```python block.")
+            "\nReply with the whole fixed Python file in one ```python block." + "\n\n" +
+            C.skill_knowledge(("kernelwright-harness", "Reading a verdict"), ("triton-kernels", "Tail masks"),
+                              ("triton-kernels", "Dtype handling")))
 
 
 def planner(ctx: C.Context, round_no: int) -> tuple[str, Messages]:
