@@ -424,13 +424,11 @@ def skills_list() -> None:
     for name in skills.bundled_names():
         table.add_row(escape(name), escape(skills.description(name)))
     console.print(table)
-    places = Table(title="where each agent looks")
-    for column in ("agent", "flag", "project", "--global"):
-        places.add_column(column, overflow="fold")
+    # plain lines, not a table: a folded path cannot be copied
+    console.print("where each agent looks (project folder; with --global):", markup=False, highlight=False)
     for agent in skills.AGENTS:
-        places.add_row(escape(agent), f"--{agent}", escape(str(skills.agent_dir(agent, global_=False))),
-                       escape(str(skills.agent_dir(agent, global_=True))))
-    console.print(places)
+        console.print(f"  --{agent}: {skills.agent_dir(agent, global_=False)}; {skills.agent_dir(agent, global_=True)}",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 if __name__ == "__main__":
