@@ -21,7 +21,7 @@ def test_tasks_lists_every_bundled_task_with_shapes_and_dtypes():
 def test_verify_accepts_with_exit_0_and_json():
     result = runner.invoke(app, ["verify", "rmsnorm", str(EXAMPLES / "rmsnorm.py"), "--device", "cpu", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["accepted"] is True
+    assert json.loads(result.stdout)["accepted"] is True  # the heartbeat goes to stderr
 
 
 def test_verify_rejects_with_exit_1_and_names_the_check():
@@ -79,3 +79,57 @@ def test_candidate_error_with_brackets_prints_verbatim(tmp_path):
     result = runner.invoke(app, ["verify", "rmsnorm", str(candidate), "--device", "cpu"], env={"COLUMNS": "250"})
     assert result.exit_code == 1, result.output
     assert "cannot open [/tmp/x] for x[i]" in result.output
+
+
+def test_tasks_at_80_columns_keeps_every_shape_and_dtype_whole():
+    from kernelwright.tasks import bundled_names, load_task
+
+    result = runner.invoke(app, ["tasks"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert "…" not in result.output
+    words = set(result.output.replace(";", " ").replace(",", " ").split())
+    for name in bundled_names():
+        task = load_task(name)
+        assert name in words
+        for shape in task.shapes:
+            assert "×".join(str(v) for v in shape.values()) in words, (name, shape)
+        assert set(task.dtype_names) <= words
+
+
+def _fake_bench_result():
+    from kernelwright.bench.bencher import BenchResult
+
+    timing = lambda ms: {"median_ms": ms, "iqr_ms": ms / 100}  # noqa: E731
+    row = {"knobs": {"tokens": 4096, "heads": 2, "a": 32, "b": 8, "d": 128}, "dtype": "bfloat16", "fastest_baseline": "native",
+           "timings": {"candidate": timing(0.1234), "candidate_repeat": timing(0.1236), "eager": timing(0.3456),
+                       "native": timing(0.2345)}, "speedup": {"eager": 2.8, "native": 1.9}, "gbps": 3021.5,
+           "fraction_of_copy": None, "bound": "memory", "recheck": {"passed": True}, "notes": {}}
+    return BenchResult("rope", "/tmp/rope_kernel.py", "cpu", {"device_name": "CPU (x86_64), Triton interpreter"},
+                       rows=[row])
+
+
+def test_bench_at_80_columns_keeps_values_whole_and_says_why_compile_is_absent(monkeypatch):
+    monkeypatch.setattr("kernelwright.bench.bencher.bench", lambda *a, **kw: _fake_bench_result())
+    result = runner.invoke(app, ["bench", "rmsnorm", str(EXAMPLES / "rmsnorm.py"), "--device", "cpu"],
+                           env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    text = result.output
+    assert "…" not in text and "4096×2×32×8×128  bfloat16" in text
+    assert "candidate ms (IQR): 0.1234 (0.0012)" in text and "best baseline ×: 1.90 vs native" in text
+    assert "no compile column: torch.compile is not a default baseline on the CPU" in " ".join(text.split())
+    wide = runner.invoke(app, ["bench", "rmsnorm", str(EXAMPLES / "rmsnorm.py"), "--device", "cpu", "--wide"],
+                         env={"COLUMNS": "80"})
+    assert any("4096×2×32×8×128" in line and "1.90 vs native" in line for line in wide.output.splitlines())
+
+
+def test_verify_at_80_columns_keeps_title_and_counts_whole(monkeypatch):
+    from types import SimpleNamespace
+
+    fake = SimpleNamespace(task="rmsnorm", candidate="/tmp/a_rather_long_candidate_name.py", device="cpu",
+                           checks={"static": {"passed": 1, "failed": 0}, "values": {"passed": 30, "failed": 2}},
+                           failures=[], cases=[{}] * 32, log_tail="", environment={}, accepted=False, seconds=3.0)
+    monkeypatch.setattr("kernelwright.verify.verify", lambda *a, **kw: fake)
+    result = runner.invoke(app, ["verify", "rmsnorm", "x.py", "--device", "cpu"], env={"COLUMNS": "80"})
+    assert result.exit_code == 1
+    assert "verify rmsnorm ← a_rather_long_candidate_name.py on cpu" in result.output.splitlines()[0]
+    assert any("values" in line and "30" in line and "2" in line for line in result.output.splitlines())

@@ -251,6 +251,7 @@ def optimize(
     rounds: int = typer.Option(6, min=1, help="LLM agents: rounds of refinement at most"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.optimize/1); "
                                                        "progress goes to stderr"),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
     """Search, verify and tune kernels for a task; keep the best as OUT/best.py. Exit 0 a verified kernel (one
     slower than its fastest baseline is reported in the verdict, not an error), 1 op not covered or nothing
@@ -273,7 +274,7 @@ def optimize(
     if as_json:
         print(json.dumps(result.as_json(), indent=2, default=str))
     else:
-        render_optimize(console, result)
+        render_optimize(console, result, wide)
     raise typer.Exit(0 if result.accepted else 1)
 
 

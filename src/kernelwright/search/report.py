@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from kernelwright.run.verdict import FASTER, NONE, SLOWER, baseline_name
+from kernelwright.tables import render
 
 
 def _config_text(cfg: dict) -> str:
@@ -38,29 +38,29 @@ def _timing_cells(row: dict | None, shape: dict | None, baselines: list[str]) ->
     return cells
 
 
-def _table(result) -> Table:
+def _table(result) -> tuple[str, list[str], list[list[str]]]:
+    """Title, columns and rows of the final table: one row per shape bucket (offline) or final shape (LLM)."""
     rows_by_knobs = {str(r["knobs"]): r for r in result.final_rows}
     shapes_by_knobs = {str(s["knobs"]): s for s in (result.verdict or {}).get("shapes", [])}
     baselines = sorted({b for r in result.final_rows for b in r.get("speedup", {})})
-    title = escape(f"optimize {result.task} ({result.agent}) on {result.device} → {result.best_path or '(no best kernel)'}")
-    table = Table(title=title)
+    title = f"optimize {result.task} ({result.agent}) on {result.device} → {result.best_path or '(no best kernel)'}"
     offline = bool(result.buckets)
     columns = ["shape"] + (["configuration", "tuned in"] if offline else ["dtype"])
-    columns += ["ms", "GB/s", "% of copy BW", *[f"× {b}" for b in baselines], "× fastest baseline"]
-    for column in columns:
-        table.add_column(escape(column), justify="left" if column == "configuration" else "right")
+    timed = bool(result.final_rows)  # untimed (a CPU run): no columns of dashes, a line below says why
+    columns += ["ms", "GB/s", "% of copy BW", *[f"× {b}" for b in baselines], "× fastest baseline"] if timed else []
+    rows = []
     if offline:
         for b in result.buckets:
             key = str(b["knobs"])
             tuned = "prior (not timed)" if b["round"] is None else f"round {b['round']}"
-            table.add_row(escape(_shape_text(b["knobs"])), escape(_config_text(b["config"])), tuned,
-                          *_timing_cells(rows_by_knobs.get(key), shapes_by_knobs.get(key), baselines))
+            rows.append([escape(_shape_text(b["knobs"])), escape(_config_text(b["config"])), tuned,
+                         *(_timing_cells(rows_by_knobs.get(key), shapes_by_knobs.get(key), baselines) if timed else [])])
     else:
         for row in result.final_rows:
             key = str(row["knobs"])
-            table.add_row(escape(_shape_text(row["knobs"])), escape(str(row.get("dtype"))),
-                          *_timing_cells(row, shapes_by_knobs.get(key), baselines))
-    return table
+            rows.append([escape(_shape_text(row["knobs"])), escape(str(row.get("dtype"))),
+                         *_timing_cells(row, shapes_by_knobs.get(key), baselines)])
+    return title, columns, rows
 
 
 def _verdict_line(result) -> str:
@@ -76,8 +76,9 @@ def _verdict_line(result) -> str:
     return f"[bold green]BEST KERNEL VERIFIED[/] (untimed): {sentence}"
 
 
-def render_optimize(console: Console, result) -> None:
-    console.print(_table(result))
+def render_optimize(console: Console, result, wide: bool = False) -> None:
+    title, columns, rows = _table(result)
+    render(console, title, columns, rows, wide=wide, right=tuple(c for c in columns if c != "configuration"))
     if result.ceilings:
         console.print(f"measured copy bandwidth: {result.ceilings['copy_gbps']:.0f} GB/s (read + write)")
     if result.device == "cpu":
