@@ -132,6 +132,8 @@ def test_e2e_kernelizes_a_qwen3_model_and_logits_match(repo, tmp_path):
     assert {(r["variant"], r["phase"]) for r in result["rows"]} == {
         ("eager", "prefill"), ("eager", "decode"), ("kernelized", "prefill"), ("kernelized", "decode")}
     assert 0 < result["shares"]["eager"]["prefill"] < 1 and result["timings_meaningful"] is False
+    assert "NOT meaningful (the kernel runs through Triton's interpreter)" in " ".join(result["notes"])
+    assert "USDT" not in run.stdout + run.stderr and "FutureWarning" not in run.stdout + run.stderr
     assert (out / "e2e.csv").read_text().count("\n") == 5 and (out / "e2e.png").stat().st_size > 0
 
 

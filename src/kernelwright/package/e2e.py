@@ -10,10 +10,14 @@ a layer taking share p of the time, made s times faster, gives 1 / ((1 - p) + p 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import os
 import statistics
+import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,7 +201,7 @@ def _share(fn, modules, device: str) -> float:
     handles = _hook_replaced(modules)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.startswith("cuda") else [])
     try:
-        with profile(activities=activities) as prof:
+        with _quiet_profiler(profile(activities=activities)) as prof:
             with record_function(FORWARD_LABEL):
                 fn()
             if device.startswith("cuda"):
@@ -219,9 +223,50 @@ def _share(fn, modules, device: str) -> float:
     return inside / total if total else float("nan")
 
 
+@contextlib.contextmanager
+def _silenced_fds():
+    """stdout and stderr closed at the file-descriptor level: the profiler's C++ side prints raw
+    ``USDT: ... profiler_start`` lines there, which Python's own redirection never sees."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    saved = [os.dup(1), os.dup(2)]
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def _quiet_profiler(prof):
+    """The profiler started and stopped silenced, and only then: what the profiled code prints still shows."""
+    with _silenced_fds():
+        prof.start()
+    try:
+        yield prof
+    finally:
+        with _silenced_fds():
+            prof.stop()
+
+
 def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = None, device: str = "auto",
             dtype: str | None = None, out: Path | None = None, compile: bool = True, layers: int | None = None,
             prompt: tuple[int, int] | None = None, reps: int | None = None, progress=None) -> E2EResult:
+    # transformers' deprecation FutureWarnings (``past_key_values``) are about its API, nothing a user can act on
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return _run_e2e(model, size, kernel=kernel, device=device, dtype=dtype, out=out, compile=compile,
+                        layers=layers, prompt=prompt, reps=reps, progress=progress)
+
+
+def _run_e2e(model: str, size: str, *, kernel: Path | None, device: str, dtype: str | None, out: Path | None,
+             compile: bool, layers: int | None, prompt: tuple[int, int] | None, reps: int | None,
+             progress) -> E2EResult:
     import torch
 
     from kernelwright.package.kernelize import kernelize_model, read_package, unkernelize
@@ -253,7 +298,10 @@ def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = 
                        timings_meaningful=device.startswith("cuda"), environment=describe(device), config=config,
                        prompt=(batch, length), kernel=str(kernel) if kernel else None)
     if not result.timings_meaningful:
-        result.notes.append("CPU run: timings are NOT meaningful (Triton runs through its interpreter).")
+        result.notes.append(_cpu_note(kernel))
+        if not kernel:  # the device's name says "Triton interpreter", which no call here goes through
+            name = result.environment.get("device_name", "")
+            result.environment["device_name"] = name.replace(", Triton interpreter", "")
     gen = torch.Generator(device="cpu").manual_seed(0)
     prompt_ids = torch.randint(0, config["vocab_size"], (batch, length), generator=gen).to(device)
     timer = _timer(device)
@@ -296,8 +344,10 @@ def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = 
         result.amdahl = _amdahl(result)
         _write(result, out)
     else:
-        result.notes.append("No --kernel given: eager and torch.compile only; the eager share of RMSNorm bounds any "
-                            "gain a kernel for it could give.")
+        variants = "eager and torch.compile" if compile else "eager"
+        result.notes.append(f"No --kernel given: nothing was kernelized ({variants} only); the eager share of RMSNorm "
+                            "bounds any gain a kernel for it could give. Pass --kernel DIR (a `kernelwright package` "
+                            "output) to measure one.")
     if compile:
         torch._dynamo.reset()
         measure("torch.compile", torch.compile(net, dynamic=False))
@@ -310,6 +360,13 @@ def run_e2e(model: str = "qwen3", size: str = "small", *, kernel: Path | None = 
     step("done")
     _write(result, out)
     return result
+
+
+def _cpu_note(kernel: Path | None) -> str:
+    """What a CPU run's timings are: the interpreter's when a Triton kernel ran, else PyTorch's on the host."""
+    if kernel:
+        return "CPU run: timings are NOT meaningful (the kernel runs through Triton's interpreter)."
+    return "CPU run: these are PyTorch's own ops timed on the host; no Triton kernel ran, and no GPU was measured."
 
 
 def _interpret_triton() -> None:
@@ -330,7 +387,7 @@ def _op_calls(fn, info) -> int:
     """How many times the packaged op ran during ``fn`` (profiler events named <namespace>::<function>)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    with _quiet_profiler(profile(activities=[ProfilerActivity.CPU])) as prof:
         fn()
     prefix = "_" + info["name"].replace("-", "_") + "_"
     return sum(1 for e in prof.events() if e.name.startswith(prefix) and e.name.endswith("::" + info["function"]))
@@ -407,7 +464,8 @@ def plot(result: E2EResult, path: Path) -> bool:
         ax.set_xticks(range(len(variants)), variants, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("median ms")
         ax.set_title(f"{phase} (batch {result.prompt[0]}, {result.prompt[1]} tokens)")
-    note = "" if result.timings_meaningful else " — CPU: NOT meaningful"
+    note = ("" if result.timings_meaningful else
+            " — CPU: NOT meaningful (Triton interpreter)" if result.kernel else " — CPU timings, not a GPU's")
     fig.suptitle(f"{result.model} {result.size}, {result.dtype}, {result.environment.get('device_name')}{note}",
                  fontsize=9)
     fig.tight_layout()
