@@ -41,3 +41,21 @@ def test_unknown_baseline_is_a_usage_error():
 
     with pytest.raises(UsageError, match="choose from"):
         bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cpu", baseline_kinds="eager,fastest")
+
+
+
+def _sweep_result(device: str):
+    from kernelwright.bench.bencher import BenchResult
+
+    rows = [{"knobs": {"tokens": 64, "hidden": 64}, "bytes": 64 * 64 * 4, "dtype": "float32",
+             "timings": {"candidate": {"median_ms": 1.0}, "eager": {"median_ms": 2.0}}} for _ in range(3)]
+    return BenchResult("rmsnorm", "k.py", device, {"device_name": "x"}, rows=rows)
+
+
+def test_a_cpu_sweep_gives_each_entry_its_own_point_labelled_with_the_shape_run(tmp_path):
+    cpu = _sweep_result("cpu")  # every sweep shape shrank to the same CPU-sized shape
+    xs, labels = report.x_axis(cpu, cpu.rows)
+    assert xs == [0.0, 1.0, 2.0] and labels == ["1: 64×64", "2: 64×64", "3: 64×64"]
+    assert report.plot_bandwidth(cpu, tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    gpu = _sweep_result("cuda")
+    assert report.x_axis(gpu, gpu.rows)[0] == [64 * 64 * 4 / 2**20] * 3  # a GPU sweep: sizes, as measured

@@ -57,7 +57,8 @@ def write(result: BenchResult, out: Path, *, stem: str | None = None, plot: bool
 
 
 def plot_bandwidth(result: BenchResult, path: Path) -> Path:
-    """GB/s against problem size for the candidate and each baseline, the measured copy ceiling as a line."""
+    """GB/s against problem size for the candidate and each baseline, the measured copy ceiling as a line.
+    Interpreter timings (a CPU) are drawn as what they are instead: milliseconds per sweep entry."""
     try:
         import matplotlib
 
@@ -68,20 +69,25 @@ def plot_bandwidth(result: BenchResult, path: Path) -> Path:
     rows = sorted(result.rows, key=lambda r: r["bytes"])
     fig, ax = plt.subplots(figsize=(8, 4.8), dpi=120)
     names = [n for n in rows[0]["timings"] if n != "candidate_repeat"]
+    xs, labels = x_axis(result, rows)
     for name in names:
-        xs = [r["bytes"] / 2**20 for r in rows if name in r["timings"]]
-        ys = [r["bytes"] / (r["timings"][name]["median_ms"] * 1e-3) / 1e9 for r in rows if name in r["timings"]]
+        points = [(x, _y(result, r, name)) for x, r in zip(xs, rows) if name in r["timings"]]
         style = dict(linewidth=2.5, color="black") if name == "candidate" else dict(linewidth=1.2)
-        ax.plot(xs, ys, marker="o", label=name, **style)
-    copy = (result.ceilings or {}).get("copy_gbps")
-    if copy:
-        ax.axhline(copy, linestyle="--", color="grey", label=f"measured copy {copy:.0f} GB/s")
-    ax.set_xscale("log")
-    ax.set_xlabel("minimal bytes moved (MiB)")
-    ax.set_ylabel("GB/s (minimal bytes / median time)")
+        ax.plot([x for x, _ in points], [y for _, y in points], marker="o", label=name, **style)
     title = f"{result.task} ({rows[0]['dtype']}) on {result.environment.get('device_name')}"
-    if not result.timings_meaningful:
-        title += " — NOT MEANINGFUL (interpreter)"
+    if result.timings_meaningful:
+        copy = (result.ceilings or {}).get("copy_gbps")
+        if copy:
+            ax.axhline(copy, linestyle="--", color="grey", label=f"measured copy {copy:.0f} GB/s")
+        ax.set_xscale("log")
+        ax.set_xlabel("minimal bytes moved (MiB)")
+        ax.set_ylabel("GB/s (minimal bytes / median time)")
+    else:
+        ax.set_xticks(xs, labels, rotation=20, ha="right", fontsize=8)
+        ax.set_yscale("log")
+        ax.set_xlabel("sweep entry: the shape actually run (shrunk to fit the CPU)")
+        ax.set_ylabel("median ms (interpreter: NOT meaningful)")
+        title += "\nNOT MEANINGFUL: interpreter timings of shrunk shapes; run on a GPU for a bandwidth sweep"
     ax.set_title(title, fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
@@ -89,3 +95,18 @@ def plot_bandwidth(result: BenchResult, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def x_axis(result: BenchResult, rows: list[dict]) -> tuple[list[float], list[str]]:
+    """Positions and labels of the sweep's rows. Meaningful timings: minimal bytes in MiB. Interpreter
+    timings: one tick per entry, labelled with the shape run -- on a CPU every shape shrinks to fit the
+    interpreter, often all to one size, and a size axis would stack the whole sweep on one point."""
+    shapes = ["×".join(str(v) for v in r["knobs"].values()) for r in rows]
+    if result.timings_meaningful:
+        return [r["bytes"] / 2**20 for r in rows], shapes
+    return [float(i) for i in range(len(rows))], [f"{i + 1}: {s}" for i, s in enumerate(shapes)]
+
+
+def _y(result: BenchResult, row: dict, name: str) -> float:
+    ms = row["timings"][name]["median_ms"]
+    return row["bytes"] / (ms * 1e-3) / 1e9 if result.timings_meaningful else ms
