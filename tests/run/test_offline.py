@@ -56,6 +56,7 @@ def test_optimize_cpu_killed_and_resumed(tmp_path):
     plan = json.loads((out / "tuning_plan.json").read_text())
     assert plan["task"] == "rmsnorm" and plan["program"]["reduce_dim"] == 1 and len(plan["buckets"]) == 5
     assert plan["tuning"]["rounds_run"] == 0 and plan["tuning"]["stopped"] == "the CPU tunes nothing by time"
+    assert all(b["ranked"][0]["block"].startswith("whole row") for b in plan["buckets"])  # one-pass rows
     kernels = list((out / "candidates").glob("*/kernel.py"))
     assert len(kernels) >= 2
     with sqlite3.connect(out / "run.sqlite") as con:
@@ -599,3 +600,13 @@ def test_a_shape_bucket_is_keyed_like_the_launcher_over_a_block_of_reduced_dims(
     task = load_task(Path(__file__).parents[1] / "search" / "tasks" / "layernorm_3d.py")
     program = capture(task)
     assert _bucket_key(task, program, {"batch": 9, "channels": 11, "height": 13, "width": 10}) == (9, 11 * 13 * 10)
+
+
+def test_tuning_plan_shows_a_one_pass_row_kernel_block_as_the_whole_row():
+    from kernelwright.run.offline import _plan_config
+    from kernelwright.search.variants import config
+
+    one_pass, looped = config(one_pass=True, rows=4), config(one_pass=False, block=8192)
+    assert _plan_config("rows", one_pass)["block"] == "whole row (up to 32768 elements; 4096-wide chunks past that)"
+    assert _plan_config("rows", looped)["block"] == 8192           # a looped kernel's chunk is its real block
+    assert _plan_config("pointwise", one_pass)["block"] == 4096     # a flat kernel's BLOCK is real too

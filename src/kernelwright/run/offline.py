@@ -50,7 +50,7 @@ from kernelwright.run.verdict import judge
 from kernelwright.sandbox.runner import Limits
 from kernelwright.search import variants
 from kernelwright.search.capture import COVERS, Program, Unsupported, capture, describe
-from kernelwright.search.codegen import generate
+from kernelwright.search.codegen import MAX_TILE, generate
 from kernelwright.tasks.task import Task
 
 DEFAULT_BUDGET = {"cuda": 10, "cpu": 0}  # tuning rounds (bench evaluations); the CPU tunes nothing by time
@@ -238,6 +238,14 @@ def prepare(task: Task, device: str) -> Prepared:
         key = _bucket_key(task, program, knobs)
         buckets.append({"knobs": knobs, "key": list(key), "ranked": variants.ranked(program.kind, *key)})
     return Prepared(task, program, probe_sources, buckets, task.dtype_names[0])
+
+
+def _plan_config(kind: str, cfg: dict) -> dict:
+    """A configuration as tuning_plan.json shows it: a one-pass row kernel holds the whole row, and its
+    ``block`` (4096 by default) is used only for rows too wide to hold, so it is shown as that."""
+    if kind == "pointwise" or not cfg.get("one_pass"):
+        return cfg
+    return {**cfg, "block": f"whole row (up to {MAX_TILE} elements; {cfg['block']}-wide chunks past that)"}
 
 
 # every refusal names all the ways forward, a local model among them
@@ -687,8 +695,9 @@ def run_offline(task: Task, *, device: str, out: Path, budget: int | None, minut
     plan = {"schema": "kernelwright.tuning_plan/1", "task": task.name, "task_path": str(task.path),
             "agent": "offline", "device": device, "budget": budget, "time_budget_s": limit_s, "dtype": prep.dtype,
             "program": describe(prep.program),
-            "probes": [{"label": label, "config": cfg} for label, cfg, _ in prep.probes],
-            "buckets": [{**b, "ranked": b["ranked"][:max(budget, 1)]} for b in prep.buckets]}
+            "probes": [{"label": label, "config": _plan_config(prep.program.kind, cfg)} for label, cfg, _ in prep.probes],
+            "buckets": [{**b, "ranked": [_plan_config(prep.program.kind, c) for c in b["ranked"][:max(budget, 1)]]}
+                        for b in prep.buckets]}
     ledger = Ledger.open(run_dir, task=task.name, agent="offline", device=device,
                          config={"budget": budget, "time_budget_s": limit_s})
     run_dir.write_json("tuning_plan.json", plan)
