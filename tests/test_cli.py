@@ -133,3 +133,11 @@ def test_verify_at_80_columns_keeps_title_and_counts_whole(monkeypatch):
     assert result.exit_code == 1
     assert "verify rmsnorm ← a_rather_long_candidate_name.py on cpu" in result.output.splitlines()[0]
     assert any("values" in line and "30" in line and "2" in line for line in result.output.splitlines())
+
+
+def test_a_usage_error_has_the_same_error_prefix_as_every_other_error():
+    for args in (["verify"], ["verify", "rmsnorm", "x.py", "--bogus"], ["nosuch"]):
+        result = runner.invoke(app, args, env={"COLUMNS": "80"})
+        assert result.exit_code == 2, (args, result.output)
+        assert result.output.startswith("error: ") and "Error" not in result.output, result.output
+        assert "--help`)" in result.output

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
+from typer.core import TyperGroup
+from typer.core import _click as click  # the click that typer vendors and raises (not the `click` package)
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -14,8 +17,34 @@ from rich.table import Table
 from kernelwright.errors import KernelwrightError
 from kernelwright.sandbox.runner import Limits
 
+class _Commands(TyperGroup):
+    """A usage error (a missing argument, an unknown option) prints as every other error does, `error: ...`
+    with exit 2, not in typer's `Error` box."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:  # bare `kernelwright`: the help, as before
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.exceptions.UsageError as exc:
+            command = exc.ctx.command_path if exc.ctx else "kernelwright"
+            errors.print(f"[bold red]error:[/] {escape(exc.format_message())} (see `{escape(command)} --help`)",
+                         highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.ClickException as exc:
+            errors.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except click.exceptions.Abort:
+            errors.print("aborted", markup=False, highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(help="kernelwright: verify, benchmark and search GPU kernels for PyTorch operators.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, cls=_Commands)
 console = Console()
 errors = Console(stderr=True)
 
