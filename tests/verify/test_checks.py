@@ -144,3 +144,91 @@ def test_sliced_checks_still_find_constants_special_values_and_nondeterminism(mo
     b[5, 3] += 1
     assert checks.check_determinism([[a], [a.clone()]]) == []
     assert checks.check_determinism([[a], [b]])[0].details["worst_index"] == [5, 3]
+
+
+def _rows_of(refs, eagers, step):
+    """A ``slices`` callable over whole tensors: what inputs.row_slices gives, from tensors already made."""
+    def walk():
+        n = refs[0].shape[0]
+        for a in range(0, n, step):
+            yield a, min(n, a + step), [r[a:a + step] for r in refs], [e[a:a + step] for e in eagers]
+    return walk
+
+
+def close(value):
+    """``value`` with every float in it compared up to summation order (1e-12 relative); the rest exactly."""
+    if isinstance(value, dict):
+        return {k: close(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(close(v) for v in value)
+    return pytest.approx(value, rel=1e-12) if isinstance(value, float) else value
+
+
+def _same(whole, streamed):
+    """Failures (check, message, details) equal, floats up to summation order."""
+    assert [(f.check, f.message) for f in streamed] == [(f.check, f.message) for f in whole]
+    assert [f.details for f in streamed] == [close(f.details) for f in whole]
+
+
+@pytest.mark.parametrize("step", [1, 4, 37])
+def test_checks_streamed_by_rows_equal_the_whole_tensor_checks(step, monkeypatch):
+    out, ref, eager = _messy_case()
+    ref[33, 4], eager[33, 4] = float("-inf"), float("-inf")  # a special value the op defines, missed by out
+    out[34, 20] = 9.0  # the worst element, in a late slice of rows
+    flat_ref = torch.linspace(-1, 1, 37 * 5, dtype=torch.float64).reshape(37, 5)
+    # output 2: the task's Model itself is 1e-4 off, which widens the tolerance; the candidate as far passes
+    g = torch.Generator().manual_seed(1)
+    noisy_ref = torch.randn(37, 3, generator=g, dtype=torch.float64)
+    noisy = [(noisy_ref * (1 + 1e-4 * torch.randn(37, 3, generator=g, dtype=torch.float64))).float() for _ in range(2)]
+    outs, refs, eagers = [out, torch.full((37, 5), 0.5), noisy[0]], [ref, flat_ref, noisy_ref], [eager, flat_ref.float(), noisy[1]]
+    again = [t.clone() for t in outs]
+    again[0][31, 2] += 1  # the second run differs late in the output
+    moved = [t.clone() for t in outs]
+    moved[1][36, 4] = 7.0
+    base = for_dtype("float32")
+    monkeypatch.setattr(checks, "CHUNK_ELEMENTS", 10)
+    whole_failures, whole_stats = checks.check_values(outs, refs, eagers, base)
+    whole_determinism = checks.check_determinism([outs, again, moved])
+    failures, stats, determinism = checks.check_values_in_rows([outs, again, moved], _rows_of(refs, eagers, step), base)
+    assert [(f.check, f.details["output"]) for f in whole_failures] == [
+        ("nonfinite_output", 0), ("special_values", 0), ("mismatch", 0), ("constant_output", 1)]
+    assert whole_failures[2].details["worst_index"] == [34, 20] and whole_stats[2]["tolerance"] != base.as_dict()
+    _same(whole_failures, failures)
+    assert len(stats) == 3 and stats == close(whole_stats)
+    # run 1 vs 2 in output 0; run 2 vs 3 in outputs 0 (run 2's change undone) and 1
+    assert [(f.details["output"], f.details["worst_index"]) for f in whole_determinism] == [(0, [31, 2]), (0, [31, 2]), (1, [36, 4])]
+    _same(whole_determinism, determinism)
+
+
+def test_streamed_checks_report_a_run_of_another_shape_as_nondeterministic():
+    ref = torch.randn(6, 4, dtype=torch.float64)
+    out = ref.float()
+    failures, _, determinism = checks.check_values_in_rows([[out], [torch.zeros(())]],
+                                                           _rows_of([ref], [ref.float()], 2), for_dtype("float32"))
+    assert failures == [] and [f.details["worst_index"] for f in determinism] == [[]]
+    assert determinism[0].message == checks.check_determinism([[out], [torch.zeros(())]])[0].message
+
+
+def test_streamed_checks_accept_an_exact_output_and_never_touch_more_than_a_slice():
+    ref = torch.randn(9, 8, dtype=torch.float64)
+    seen = []
+
+    def walk():
+        for a, b, refs, eagers in _rows_of([ref], [ref.float()], 2)():
+            seen.append(refs[0].shape[0])
+            yield a, b, refs, eagers
+
+    failures, stats, determinism = checks.check_values_in_rows([[ref.float()], [ref.float()]], lambda: walk(),
+                                                               for_dtype("float32"))
+    assert failures == [] == determinism and stats[0]["elements"] == 72
+    assert seen == [2, 2, 2, 2, 1] * 3  # three passes, each a slice of rows at a time
+
+
+def test_an_infinity_in_both_runs_is_never_reported_as_their_difference(monkeypatch):
+    a = torch.randn(40)
+    a[3] = float("inf")
+    b = a.clone()
+    b[30] += 1
+    for chunk in (8, 1000):  # the infinity in the differing slice or not: the same answer
+        monkeypatch.setattr(checks, "CHUNK_ELEMENTS", chunk)
+        assert checks.check_determinism([[a], [b]])[0].details["worst_index"] == [30]

@@ -82,27 +82,65 @@ def test_a_task_whose_model_raises_at_every_shape_is_a_usage_error(tmp_path):
 
 
 @pytest.fixture
-def judged_from_the_host(monkeypatch):
-    """Every case judged as a benchmark-size one is: from the host, reference in slices of rows, compared
-    slice by slice."""
+def judged_both_ways(monkeypatch):
+    """Every case judged as a benchmark-size one, twice, on the same outputs of one worker run: as before
+    (its reference gathered on the host, compared in flat chunks) into a scratch result, then streamed by
+    rows (the verdict kept). Yields the judged (case, entry before, entry streamed, failures before,
+    failures streamed) and the ids of the cases that were streamed."""
     from kernelwright.verify import checks, inputs, verifier
+    from kernelwright.verify.result import VerifyResult
 
     monkeypatch.setattr(verifier, "HOST_JUDGE_BYTES", 0)
     monkeypatch.setattr(inputs, "SLICE_BYTES", 8 * 64 * 3)
+    monkeypatch.setattr(inputs, "STREAM_SLICE_BYTES", 8 * 2048)  # 2048 elements of inputs + outputs: a few rows
     monkeypatch.setattr(checks, "CHUNK_ELEMENTS", 1000)
-    sliced = []
-    real = inputs._run_in_rows
-    monkeypatch.setattr(inputs, "_run_in_rows", lambda case, device, double: sliced.append(case.id) or real(case, device, double=double))
-    return sliced
+    judged, streamed = [], []
+    real_judge, real_slices = verifier._judge, verifier.row_slices
+    monkeypatch.setattr(verifier, "row_slices",
+                        lambda case, device, shaped: streamed.append(case.id) or real_slices(case, device, shaped))
+
+    def both(result, case, reported, runs, task, device):
+        scratch = VerifyResult(task="", task_path="", candidate="", device=device)
+        with monkeypatch.context() as today:
+            today.setattr(verifier, "rows_independent", lambda case, device: False)
+            before = real_judge(scratch, case, reported, runs, task, device)
+        start = len(result.failures)
+        entry = real_judge(result, case, reported, runs, task, device)
+        judged.append((case, before, entry, scratch.failures, result.failures[start:]))
+        return entry
+
+    monkeypatch.setattr(verifier, "_judge", both)
+    return judged, streamed
 
 
-def test_cases_judged_from_the_host_in_slices_give_the_same_verdicts(judged_from_the_host):
-    result = verify("rmsnorm", EXAMPLES / "rmsnorm.py", device="cpu", seed=3, shapes=4)
-    assert result.accepted, result.failures[:2]
-    assert {c["id"] for c in result.cases if c["knobs"]["tokens"] > 1} <= set(judged_from_the_host)  # one row: whole
+CORPUS = FIXTURES.parent / "corpus"
+
+
+@pytest.mark.parametrize("task,candidate,expect", [
+    ("rmsnorm", EXAMPLES / "rmsnorm.py", None),
+    ("softmax", EXAMPLES / "softmax.py", None),
+    ("rmsnorm", CORPUS / "bug_tail_mask_off_by_one.py", "nonfinite_output"),
+    ("rmsnorm", CORPUS / "bug_swallows_nan.py", "special_values"),
+    ("rmsnorm", CORPUS / "cheat_returns_constant.py", "constant_output"),
+    ("rmsnorm", CORPUS / "bug_wrong_epsilon.py", "mismatch"),
+    ("gelu", CORPUS / "bug_nondeterministic_noise.py", "nondeterministic"),
+], ids=lambda v: getattr(v, "stem", None))
+def test_benchmark_size_cases_streamed_by_rows_get_the_verdicts_and_numbers_of_the_host_path(
+        judged_both_ways, task, candidate, expect):
+    from test_checks import close
+
+    judged, streamed = judged_both_ways
+    result = verify(task, candidate, device="cpu", seed=3, shapes=1)
+    assert result.accepted == (expect is None), result.failures[:2]
+    several_rows = {case.id for case, *_ in judged if case.inputs[0].shape[0] >= 2}
+    assert several_rows and several_rows <= set(streamed)  # one row: nothing to slice, judged as before
+    for case, before, entry, failures_before, failures in judged:
+        assert entry == close(before), case.id  # passed, rel_err, max_abs_err, elements, tolerance of each output
+        assert failures == close(failures_before), case.id  # checks, messages, worst index, counts, got/expected
+    found_streamed = {f["check"] for case, *_, failures in judged if case.id in streamed for f in failures}
+    assert expect is None or expect in found_streamed
     data = result.as_json()
     assert data["memory"]["task_bytes"] > 0 and data["memory"]["largest_case"]
     assert data["memory"]["parent_peak_bytes"] is None and data["memory"]["worker_peak_bytes"] is None  # CPU
-    assert any(c.get("init_inputs") and c["passed"] for c in data["cases"]) and data["notes"] == []
-    rejected = verify("rmsnorm", FIXTURES.parent / "corpus" / "bug_wrong_epsilon.py", device="cpu", seed=3, shapes=4)
-    assert "mismatch" in {f["check"] for f in rejected.failures}
+    if task == "rmsnorm" and expect is None:
+        assert any(c.get("init_inputs") and c["passed"] for c in data["cases"]) and data["notes"] == []

@@ -18,7 +18,8 @@ from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import draw_shapes
 from kernelwright.tasks.task import candidate_file, Task, load_task
 from kernelwright.verify import checks, constructor, fuzz, memory, static, tolerance
-from kernelwright.verify.inputs import DISTRIBUTIONS, Case, build_case, reference_outputs, time_eager
+from kernelwright.verify.inputs import (DISTRIBUTIONS, Case, ModelRaised, build_case, outline, reference_outputs,
+                                       row_slices, rows_independent, time_eager)
 from kernelwright.verify.result import VerifyResult
 
 MIN_SHAPES = 8
@@ -30,8 +31,10 @@ REPEATS = 2  # every case runs twice: the second run must match the first bit fo
 # process: a result cached by pointer, id, shape or content is stale on them, and a cache grows.
 PROBES_PER_DTYPE = 1
 VARIANTS = 2
-# A case whose inputs exceed this is judged from the host: its reference computed in slices of rows where
-# the op allows, its outputs compared slice by slice on the device (only the benchmark shape, on a GPU).
+# A case whose inputs exceed this is judged from the host (only the benchmark shape, on a GPU): where the op
+# treats rows of dim 0 independently, streamed, each slice of rows of the candidate's outputs compared on the
+# device with the reference computed there for it; otherwise the reference gathered on the host, outputs
+# compared slice by slice on the device.
 HOST_JUDGE_BYTES = 256 << 20
 
 
@@ -228,23 +231,18 @@ def task_extensions(task: Task) -> dict[str, list[str]]:
 
 def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: Task, device: str) -> dict:
     """Every check of one case; failures go into ``result`` with the case as reproducer. A benchmark-size
-    case stays on the host and is compared on the device a slice at a time."""
+    case stays on the host and is compared on the device a slice at a time (streamed by rows where the op
+    allows: nothing of it full-size in float64 anywhere)."""
     entry = {**case.describe(), "passed": False, "outputs": []}
     on_host = memory.tensor_bytes(case.inputs) > HOST_JUDGE_BYTES
+    streamed = on_host and rows_independent(case, device)
     if not on_host:
         runs = [[o.to(device) for o in run] for run in runs]
     # (the candidate's process has exited: the reference is computed only now)
     try:
-        refs, eagers = reference_outputs(case, device, on_host=on_host)
+        refs, eagers = (None, outline(case, device)) if streamed else reference_outputs(case, device, on_host=on_host)
     except Exception as exc:  # noqa: BLE001 -- the task's own Model: a shape outside the op's domain judges nothing
-        import torch
-
-        if isinstance(exc, torch.OutOfMemoryError):
-            raise  # the machine's limit, not the op's: never a silently skipped case
-        entry["skipped"] = f"the task's own Model raises here: {type(exc).__name__}: {exc}"[:300]
-        if case.init_varied:
-            result.notes.append(f"constructor arguments {entry['init_inputs']} skipped: {entry['skipped']}"[:300])
-        return entry
+        return _skipped(result, case, entry, exc)
     result.record("process", "error" not in reported)
     if "error" in reported:
         err = reported["error"]
@@ -263,24 +261,59 @@ def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: T
     _record(result, "structure", structure, case)
     if not structure:
         base = tolerance.for_dtype(case.dtype, atol=task.atol, rtol=task.rtol)
-        value_failures, stats = checks.check_values(runs[0], refs, eagers, base, device)
+        if streamed:
+            try:
+                value_failures, stats, determinism = checks.check_values_in_rows(
+                    runs[:REPEATS], row_slices(case, device, eagers), base, device)
+            except ModelRaised as exc:  # on a later slice of rows than the first: as if it raised whole
+                return _skipped(result, case, entry, exc)
+        else:
+            value_failures, stats = checks.check_values(runs[0], refs, eagers, base, device)
+            determinism = checks.check_determinism(runs[:REPEATS], device)
         entry["outputs"] = stats
-        repeats = runs[:REPEATS]
         # Each variant input set (same shape, new values, later in the same process) is judged on its own.
         for variant, outs in zip(case.variants, runs[REPEATS:]):
-            v_refs, v_eagers = reference_outputs(variant, device, on_host=on_host)
-            more = checks.check_structure(outs, v_eagers)
-            if not more:
-                more, _ = checks.check_values(outs, v_refs, v_eagers, base, device)
+            more = _judge_variant(variant, outs, base, device, on_host)
             for f in more:
                 f.message = f"on a new input set of the same shape (call {REPEATS + case.variants.index(variant) + 1}): " + f.message
                 f.details["variant_seed"] = variant.seed
             value_failures += more
         _record(result, "values", value_failures, case)
-        _record(result, "determinism", checks.check_determinism(repeats, device), case)
+        _record(result, "determinism", determinism, case)
     if reported.get("note"):
         entry["note"] = reported["note"]
     entry["passed"] = len(result.failures) == before
+    return entry
+
+
+def _judge_variant(variant: Case, outs: list, base: tolerance.Tolerance, device: str, on_host: bool) -> list:
+    """The structure and value failures of the candidate's outputs on a variant input set, judged as its case
+    is (streamed by rows when it is benchmark-size and its rows are independent)."""
+    if on_host and rows_independent(variant, device):
+        shaped = outline(variant, device)
+        more = checks.check_structure(outs, shaped)
+        if not more:
+            more, _, _ = checks.check_values_in_rows([outs], row_slices(variant, device, shaped), base, device)
+        return more
+    v_refs, v_eagers = reference_outputs(variant, device, on_host=on_host)
+    more = checks.check_structure(outs, v_eagers)
+    if not more:
+        more, _ = checks.check_values(outs, v_refs, v_eagers, base, device)
+    return more
+
+
+def _skipped(result: VerifyResult, case: Case, entry: dict, exc: BaseException) -> dict:
+    """The case's entry when the task's own Model raises on it (never for running out of memory: the
+    machine's limit, not the op's, is never a silently skipped case)."""
+    import torch
+
+    if isinstance(exc, ModelRaised):
+        exc = exc.__cause__
+    if isinstance(exc, torch.OutOfMemoryError):
+        raise exc
+    entry["skipped"] = f"the task's own Model raises here: {type(exc).__name__}: {exc}"[:300]
+    if case.init_varied:
+        result.notes.append(f"constructor arguments {entry['init_inputs']} skipped: {entry['skipped']}"[:300])
     return entry
 
 
