@@ -8,14 +8,19 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from typer.core import TyperGroup
-from typer.core import _click as click  # the click that typer vendors and raises (not the `click` package)
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from typer.core import TyperGroup
+
+try:  # the click that typer raises: vendored as typer.core._click in recent typer, the package before
+    from typer.core import _click as click
+except ImportError:  # typer < 0.2x imports the `click` package itself
+    import click
 
 from kernelwright.errors import KernelwrightError
 from kernelwright.sandbox.runner import Limits
+
 
 class _Commands(TyperGroup):
     """A usage error (a missing argument, an unknown option) prints as every other error does, `error: ...`
@@ -60,6 +65,7 @@ def _main(ctx: typer.Context) -> None:
 
 def _heartbeat(line: str) -> None:
     errors.print(line, markup=False, highlight=False)
+
 
 DEVICE_HELP = "auto (a GPU if visible), cpu (Triton interpreter: correctness only) or cuda[:N]"
 
