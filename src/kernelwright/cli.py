@@ -22,6 +22,10 @@ from kernelwright.errors import KernelwrightError
 from kernelwright.sandbox.runner import Limits
 
 
+# click's Abort (Ctrl-C at a prompt); typer's vendored click has none: an empty tuple catches nothing
+_ABORT = getattr(click.exceptions, "Abort", ())
+
+
 class _Commands(TyperGroup):
     """A usage error (a missing argument, an unknown option) prints as every other error does, `error: ...`
     with exit 2, not in typer's `Error` box."""
@@ -42,7 +46,7 @@ class _Commands(TyperGroup):
         except click.exceptions.ClickException as exc:
             errors.print(f"[bold red]error:[/] {escape(exc.format_message())}", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
+        except _ABORT:
             errors.print("aborted", markup=False, highlight=False)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
