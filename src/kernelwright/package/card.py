@@ -69,12 +69,83 @@ def _bench_section(benches: list[dict[str, Any]], plots: list[str]) -> list[str]
     return lines
 
 
+def _preamble(kind: str) -> list[str]:
+    """Imports, the device and where the kernel loads from. Without a GPU, Triton's interpreter runs the kernel
+    on the CPU; it must be switched on before anything imports Triton (transformers and kernels do)."""
+    lines = ["import os", "from pathlib import Path", "", "import torch", "",
+             'device = "cuda" if torch.cuda.is_available() else "cpu"', "torch.manual_seed(0)"]
+    if kind == "triton":
+        lines += ['if device == "cpu":  # no GPU: Triton\'s interpreter runs the kernel on the CPU (slow, correctness only)',
+                  '    os.environ.setdefault("TRITON_INTERPRET", "1")',
+                  "# A CUDA build of torch picks build/torch-cuda by kernels' variant rules; a CPU build has no variant",
+                  "# of its own, so it loads the CUDA one directly.",
+                  'repo = Path(".") if torch.version.cuda else Path("build/torch-cuda")']
+    else:
+        lines += ["# after `kernel-builder build-and-copy -L` in this repository; the compiled kernel needs a GPU",
+                  'repo = Path(".")']
+    return lines
+
+
+def _tensors(example: dict[str, Any], names: list[str]) -> list[str]:
+    """Example inputs and attributes: random tensors of the example's shapes and dtype, scalars as literals."""
+    dtype = example["dtype"]
+    specs = {**{n: {"shape": s} for n, s in example["inputs"].items()}, **example["attrs"]}
+    lines = []
+    for name in names:
+        spec = specs[name]
+        if "shape" in spec:
+            lines.append(f"{name} = torch.randn({tuple(spec['shape'])!r}, dtype=torch.{dtype}, device=device)")
+        else:
+            lines.append(f"{name} = {spec['value']!r}")
+    return lines
+
+
+def _use_snippet(function: str, args: list[str], example: dict[str, Any] | None, kind: str,
+                 repo_id: str) -> list[str]:
+    lines = [*_preamble(kind), "", "from kernels import get_local_kernel", "",
+             "kernel = get_local_kernel(repo)",
+             f'# after an upload to the Hub: kernel = kernels.get_kernel("{repo_id}", version=1, trust_remote_code=True)', ""]
+    if example is None:
+        return lines + [f"# y = kernel.{function}({', '.join(args)})"]
+    return lines + [*_tensors(example, args), f"y = kernel.{function}({', '.join(args)})",
+                    "print(y.shape, y.dtype)"]
+
+
+def _layer_snippet(replaces: str | None, layer: str, layer_key: str | None, example: dict[str, Any] | None,
+                   kind: str) -> list[str]:
+    module, _, cls = (replaces or "").rpartition(".")
+    init = ", ".join(repr(v) for v in (example or {}).get("init", []))
+    inputs = list((example or {}).get("inputs", {}))
+    lines = [*_preamble(kind), "",
+             "from kernels import (LocalLayerRepository, Mode, kernelize, replace_kernel_forward_from_hub,",
+             "                     use_kernel_mapping)", f"from {module} import {cls}", "",
+             f"if not hasattr({cls}, \"kernel_layer_name\"):  # transformers marks it only for a kernels version it supports",
+             f"    replace_kernel_forward_from_hub({cls}, \"{layer_key}\")"]
+    if example is None:
+        return lines + ["# model = ...  # a transformers model that uses " + cls,
+                        f'mapping = {{"{layer_key}": {{device: LocalLayerRepository(repo_path=repo, layer_name="{layer}")}}}}',
+                        "with use_kernel_mapping(mapping, inherit_mapping=False):",
+                        "    model = kernelize(model, mode=Mode.INFERENCE, device=device)"]
+    return lines + [f"model = {cls}({init}).to(device=device, dtype=torch.{example['dtype']}).eval()",
+                    *_tensors(example, inputs), "with torch.no_grad():",
+                    f"    expected = model({', '.join(inputs)})", "",
+                    f'mapping = {{"{layer_key}": {{device: LocalLayerRepository(repo_path=repo, layer_name="{layer}")}}}}',
+                    "with use_kernel_mapping(mapping, inherit_mapping=False):",
+                    "    model = kernelize(model, mode=Mode.INFERENCE, device=device)",
+                    "with torch.no_grad():",
+                    f"    y = model({', '.join(inputs)})",
+                    'print("max abs difference from the original forward:", (y.float() - expected.float()).abs().max().item())']
+
+
 def render_card(*, name: str, repo_id: str, function: str, args: list[str], task: Any, replaces: str | None,
                 layer: str | None, layer_key: str | None, verifications: list[dict[str, Any]],
                 benches: list[dict[str, Any]], plots: list[str], dtypes: list[str], versions: dict[str, str],
                 archs: list[str], can_compile: bool, limits: list[str], provenance: dict[str, Any],
-                license: str, kind: str = "triton", build_steps: list[str] | None = None) -> str:
-    """``kind`` "cuda" is a kernel-builder source repository (CUDA C++): ``build_steps`` say how to build it."""
+                license: str, kind: str = "triton", build_steps: list[str] | None = None,
+                example: dict[str, Any] | None = None) -> str:
+    """``kind`` "cuda" is a kernel-builder source repository (CUDA C++): ``build_steps`` say how to build it.
+    ``example`` (dtype, input shapes, attribute shapes or values, constructor arguments) makes the card's
+    snippets runnable as written."""
     gpu = [v for v in verifications if str(v.get("device", "")).startswith("cuda")]
     if kind == "triton":
         intro = (f"{task.description or task.name}. Triton kernel found and verified by kernelwright; "
@@ -105,20 +176,12 @@ def render_card(*, name: str, repo_id: str, function: str, args: list[str], task
               "## Versions", "", *[f"- {k}: {v}" for k, v in versions.items()], ""]
     if build_steps:
         lines += ["## How to build", "", *build_steps, ""]
-    local = ("# or, from a checkout of this repository: kernel = get_local_kernel(Path(\".\"))" if kind == "triton" else
-             "# or, after `kernel-builder build-and-copy` in this repository: kernel = get_local_kernel(Path(\".\"))")
-    lines += ["## Install and use", "", "```python", "from pathlib import Path", "",
-              "from kernels import get_kernel, get_local_kernel", "",
-              f'kernel = get_kernel("{repo_id}", version=1, trust_remote_code=True)  # after upload', local,
-              f"y = kernel.{function}({', '.join(args)})", "```", ""]
+    lines += ["## Install and use", "", "From a checkout of this repository (its folder as the working directory):", "",
+              "```python", *_use_snippet(function, args, example, kind, repo_id), "```", ""]
     if layer:
-        lines += ["Swap the layer into a `transformers` model:", "", "```python",
-                  "from pathlib import Path", "",
-                  "from kernels import LocalLayerRepository, Mode, kernelize, use_kernel_mapping", "",
-                  f'mapping = {{"{layer_key}": {{"cuda": LocalLayerRepository(repo_path=Path("."), '
-                  f'layer_name="{layer}")}}}}',
-                  "with use_kernel_mapping(mapping):",
-                  "    model = kernelize(model, mode=Mode.INFERENCE, device=\"cuda\")", "```", "",
+        lines += ["Swap the layer into a `transformers` model (here the replaced module on its own; "
+                  "`kernelize` a whole model the same way):", "", "```python",
+                  *_layer_snippet(replaces, layer, layer_key, example, kind), "```", "",
                   "Or with kernelwright: `kernelwright e2e --model qwen3 --kernel .`.", ""]
     lines += ["## Benchmarks", "", *_bench_section(benches, plots), "",
               "`benchmarks/benchmark.py` follows the `kernels benchmark` contract: `kernels benchmark .` on a GPU.", "",

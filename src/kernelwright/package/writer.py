@@ -190,6 +190,33 @@ def _cases(task_obj, replaced: Replaced, mapping: dict[str, str], spec, verifica
     return cases
 
 
+EXAMPLE_ELEMENTS = 1 << 16  # the card's example runs on a CPU through Triton's interpreter: keep it small
+
+
+def _example(task_obj, replaced: Replaced, mapping: dict[str, str], spec, dtype: str) -> dict[str, Any]:
+    """The card's example call: the task's smallest benchmark shape with the leading knobs (rows, batch) halved
+    until it fits EXAMPLE_ELEMENTS, so the trailing dims keep a realistic width."""
+    import math
+
+    import torch
+
+    from kernelwright.tasks.knobs import _legal
+
+    knobs = {**task_obj.knobs, **min(task_obj.bench_shapes, key=lambda s: math.prod(s.values()))}
+    for knob in knobs:
+        while math.prod(knobs.values()) > EXAMPLE_ELEMENTS and _legal(task_obj, knob, knobs[knob] // 2) < knobs[knob]:
+            knobs[knob] = _legal(task_obj, knob, knobs[knob] // 2)
+    shapes = _case_shapes(task_obj, knobs)
+    with torch.device("meta"):
+        instance = replaced.cls(*shapes["init"])
+    attrs = {}
+    for a, arg in zip(spec.attrs, spec.args[len(spec.inputs):]):  # keyed by the function's argument names
+        value = getattr(instance, mapping[a])
+        attrs[arg] = {"shape": list(value.shape)} if isinstance(value, torch.Tensor) else {"value": value}
+    return {"dtype": dtype, "inputs": dict(zip(spec.inputs, shapes["inputs"])), "attrs": attrs,
+            "init": shapes["init"]}
+
+
 def _tolerance(verification) -> dict[str, list[float]]:
     tol: dict[str, list[float]] = {}
     for case in verification["cases"]:
@@ -253,7 +280,7 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
         replaces=replaced.qualname, layer=replaced.class_name, layer_key=replaced.layer_key,
         verifications=verifications, benches=evidence.benches, plots=[f"media/{p.name}" for p in evidence.plots],
         dtypes=dtypes, versions=versions, archs=archs, can_compile=can_compile, limits=limits,
-        provenance=provenance, license=LICENSE)
+        provenance=provenance, license=LICENSE, example=_example(task_obj, replaced, mapping, spec, dtypes[0]))
     files["kernelwright.json"] = json.dumps({
         "schema": "kernelwright.package/1", "name": name, "id": kernel_id, "task": task_obj.name,
         "replaces": replaced.qualname, "layer": replaced.class_name, "layer_key": replaced.layer_key,
@@ -357,7 +384,8 @@ def _render_cuda(*, name, version, task_obj, candidate, replaced: Replaced, mapp
         replaces=replaced.qualname, layer=replaced.class_name, layer_key=replaced.layer_key,
         verifications=verifications, benches=evidence.benches, plots=[f"media/{p.name}" for p in evidence.plots],
         dtypes=dtypes, versions=versions, archs=archs, can_compile=False, limits=limits, provenance=provenance,
-        license=LICENSE, kind="cuda", build_steps=cuda_repo.build_steps(name, ext.notes))
+        license=LICENSE, kind="cuda", build_steps=cuda_repo.build_steps(name, ext.notes),
+        example=_example(task_obj, replaced, mapping, spec, dtypes[0]))
     files["kernelwright.json"] = json.dumps({
         "schema": "kernelwright.package/1", "kind": "cuda", "built": False, "name": name, "id": None,
         "task": task_obj.name, "replaces": replaced.qualname, "layer": replaced.class_name,
