@@ -41,3 +41,11 @@ def test_cpu_table_has_no_timing_columns_and_fits_80_columns_as_a_table():
     assert "┃" in text and "…" not in text and "GB/s" not in text
     assert all(len(line) <= 80 for line in text.splitlines())
     assert "4096×2×32×8×128" in text and "prior (not timed)" in text and "nothing was timed" in text
+
+
+def test_a_pointwise_configuration_is_named_by_its_block_not_rows():
+    from kernelwright.search.report import _config_text
+
+    cfg = {"one_pass": True, "rows": 1, "block": 1024, "warps": 4, "stages": 2}
+    assert _config_text(cfg, "pointwise") == "BLOCK=1024 elements, 4 warps, 2 stages"
+    assert _config_text(cfg).startswith("one-pass ×1 rows")

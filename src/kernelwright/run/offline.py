@@ -479,7 +479,8 @@ class OfflineRun:
         for i, (b, (_, cfg)) in enumerate(zip(self.prep.buckets, table)):
             timed = [t for t in timings.get(i, []) if t[2] == cfg]
             ms, k, _ = min(timed, key=lambda t: t[0]) if timed else (None, None, None)
-            rows.append({"knobs": b["knobs"], "config": cfg, "round": k, "median_ms": ms})
+            rows.append({"knobs": b["knobs"], "config": cfg, "kind": self.prep.program.kind, "round": k,
+                         "median_ms": ms})
         return rows
 
     def tuned_table(self, timings: dict[int, list[tuple[float, int, dict]]]) -> list[tuple[tuple, dict]]:

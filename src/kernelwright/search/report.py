@@ -10,8 +10,10 @@ from kernelwright.run.verdict import FASTER, NONE, SLOWER, baseline_name
 from kernelwright.tables import render
 
 
-def _config_text(cfg: dict) -> str:
-    if cfg.get("one_pass"):
+def _config_text(cfg: dict, kind: str | None = None) -> str:
+    if kind == "pointwise":  # no rows: a flat block of elements per program
+        shape = f"BLOCK={cfg['block']} elements"
+    elif cfg.get("one_pass"):
         shape = f"one-pass ×{cfg['rows']} rows"
     else:
         shape = f"looped BLOCK={cfg['block']}"
@@ -53,7 +55,7 @@ def _table(result) -> tuple[str, list[str], list[list[str]]]:
         for b in result.buckets:
             key = str(b["knobs"])
             tuned = "prior (not timed)" if b["round"] is None else f"round {b['round']}"
-            rows.append([escape(_shape_text(b["knobs"])), escape(_config_text(b["config"])), tuned,
+            rows.append([escape(_shape_text(b["knobs"])), escape(_config_text(b["config"], b.get("kind"))), tuned,
                          *(_timing_cells(rows_by_knobs.get(key), shapes_by_knobs.get(key), baselines) if timed else [])])
     else:
         for row in result.final_rows:
