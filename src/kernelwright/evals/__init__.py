@@ -1,0 +1,36 @@
+"""Evals: the same suite of tasks through several agents (and skills), scored by our verifier and bench.
+
+``kernelwright eval --suite SUITE --agent A [--agent B ...] [--skill NAME|none ...] [--runs N] --out DIR``
+
+A unit is one (agent, skill, task, run). Each finished unit is stored as ``OUT/units/<key>.json``
+(written atomically); a rerun with the same ``--out`` skips stored units, so a killed eval resumes.
+Agents: ``offline`` and every LLM agent of ``optimize`` (their skill column reads ``builtin``: they
+take no installed skill), and ``cmd:TEMPLATE`` (``evals/external.py``), run once per ``--skill``.
+
+``OUT/results.csv``: one row per unit (``runner.COLUMNS``). ``OUT/results.json``, schema
+``kernelwright.eval/1``::
+
+    schema       "kernelwright.eval/1"
+    suite, agents, skills, runs
+    environment  device, kernelwright, torch, triton, python, platform, timings_meaningful
+    units[]      agent, skill, task, task_path, run, out, resumed (read from OUT/units this time),
+                 correct        verified by kernelwright (an agent's own claims count for nothing)
+                 timings_meaningful  false on a CPU: the speedups and roofline are then null
+                 speedup_eager, speedup_compile  geomean over the final bench's shapes of the
+                                baseline's median time over the kernel's (> 1: faster); null if not timed
+                 roofline_pct   mean over shapes of the kernel's fraction of its bound ceiling, in %
+                 tokens_in, tokens_out, tokens, dollars, llm_calls, repairs, tool_calls, wall_s
+                                null: unknown (an external agent that printed no JSON usage)
+                 note           the verdict or the rejection, in one sentence
+    aggregates[] per (agent, skill): units, tasks, correct, correct_rate, timings_meaningful,
+                 fast_p_eager / fast_p_compile  {"0.0", "1.0", "1.2", "1.5", "2.0"}: share of ALL units
+                                correct and faster than the baseline by strictly more than p (KernelBench's
+                                fast_p); null when no unit was timed
+                 geomean_speedup_*, median_speedup_*  over correct, timed units
+                 mean_roofline_pct, totals {tokens_in, ..., wall_s} (null when any unit's is unknown)
+"""
+
+from kernelwright.evals.metrics import aggregate, aggregates, fast_p, geomean
+from kernelwright.evals.runner import SCHEMA, run_eval
+
+__all__ = ["SCHEMA", "aggregate", "aggregates", "fast_p", "geomean", "run_eval"]

@@ -1,0 +1,79 @@
+"""Per-unit numbers and their aggregates per (agent, skill), KernelBench's ``fast_p`` included.
+
+``fast_p`` is KernelBench's: the share of ALL units that are correct AND faster than the baseline by
+strictly more than ``p``; a unit that failed, or whose speedup is unknown, counts as not fast. When no
+unit of a group has meaningful timings (a CPU run), ``fast_p`` and the speedup statistics are None.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any, Iterable
+
+FAST_P = (0.0, 1.0, 1.2, 1.5, 2.0)
+BASELINES = ("eager", "compile")
+COST_KEYS = ("tokens_in", "tokens_out", "tokens", "dollars", "llm_calls", "repairs", "tool_calls", "wall_s")
+
+
+def geomean(values: Iterable[float]) -> float | None:
+    values = [v for v in values if v is not None and v > 0]
+    if not values:
+        return None
+    return math.exp(sum(math.log(v) for v in values) / len(values))
+
+
+def bench_speedups(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """The geomean over the bench's shapes of each baseline's time over the kernel's (> 1: faster)."""
+    return {name: geomean((row.get("speedup") or {}).get(name) for row in rows) for name in BASELINES}
+
+
+def roofline_pct(rows: list[dict[str, Any]]) -> float | None:
+    """The mean over shapes of the kernel's fraction of its bound ceiling (copy or matmul), in percent."""
+    fractions = []
+    for row in rows:
+        known = [f for f in (row.get("fraction_of_copy"), row.get("fraction_of_matmul")) if f is not None]
+        if known:
+            fractions.append(max(known))
+    return 100.0 * sum(fractions) / len(fractions) if fractions else None
+
+
+def fast_p(units: list[dict[str, Any]], baseline: str, p: float) -> float | None:
+    """Correct and speedup strictly above ``p``, over every unit given (None: no timings to judge)."""
+    if not units or not any(u.get("timings_meaningful") for u in units):
+        return None
+    key = f"speedup_{baseline}"
+    fast = sum(1 for u in units if u.get("correct") and u.get(key) is not None and u[key] > p)
+    return fast / len(units)
+
+
+def _total(units: list[dict[str, Any]], key: str) -> float | int | None:
+    # unknown in one unit makes the total unknown: a partial sum would read as a measured one
+    values = [u.get(key) for u in units]
+    if not values or any(v is None for v in values):
+        return None
+    return sum(values)
+
+
+def aggregate(units: list[dict[str, Any]]) -> dict[str, Any]:
+    """The numbers of one (agent, skill) group of units."""
+    correct = [u for u in units if u.get("correct")]
+    summary: dict[str, Any] = {"units": len(units), "tasks": len({u["task"] for u in units}),
+                               "correct": len(correct), "correct_rate": len(correct) / len(units) if units else None,
+                               "timings_meaningful": any(u.get("timings_meaningful") for u in units)}
+    for baseline in BASELINES:
+        speeds = [u[f"speedup_{baseline}"] for u in correct if u.get(f"speedup_{baseline}") is not None]
+        summary[f"fast_p_{baseline}"] = {str(p): fast_p(units, baseline, p) for p in FAST_P}
+        summary[f"geomean_speedup_{baseline}"] = geomean(speeds)
+        summary[f"median_speedup_{baseline}"] = statistics.median(speeds) if speeds else None
+    pcts = [u["roofline_pct"] for u in correct if u.get("roofline_pct") is not None]
+    summary["mean_roofline_pct"] = sum(pcts) / len(pcts) if pcts else None
+    summary["totals"] = {key: _total(units, key) for key in COST_KEYS}
+    return summary
+
+
+def aggregates(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for unit in units:
+        groups.setdefault((unit["agent"], unit["skill"]), []).append(unit)
+    return [{"agent": agent, "skill": skill, **aggregate(group)} for (agent, skill), group in groups.items()]
