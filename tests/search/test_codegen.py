@@ -167,3 +167,33 @@ def test_generated_model_computes_with_the_constructor_values_it_is_given(tmp_pa
     done = subprocess.run([sys.executable, "-c", OTHER_VALUES, str(path), str(load_task(task).path), repr(inits)],
                           env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "ok" in done.stdout, done.stderr[-2000:]
+
+
+COLUMN = {**variants.config(one_pass=False, block=16, rows=16, warps=4, programs_per_sm=1), "column": True}
+
+
+@pytest.mark.parametrize("task", [
+    FIXTURES / "kernelbench_sum_dim1.py",                   # sum (inner 32: two full tiles)
+    Path(__file__).parent / "tasks" / "nan_reductions.py",    # max keeps NaN, argmin's first NaN; inner 6 < tile
+    Path(__file__).parent / "tasks" / "middle_dim_mean_min.py",  # mean and min; inner 37 and length 50: tails
+], ids=["sum-dim1", "max-argmin-nan", "mean-min-odd-inner"])
+def test_column_schedule_is_accepted(tmp_path, task):
+    """The column schedule (a program per outer index and tile of adjacent inner elements, looping over the
+    reduced middle dim) computes what the eager model does, tails and NaN included."""
+    source = generate(capture(load_task(task)), [((1, 1), COLUMN)])
+    assert "if COLUMN:" in source and "COLUMN=column" in source
+    path = tmp_path / "kernel.py"
+    path.write_text(source)
+    result = verify(load_task(task).path, path, device="cpu", shapes=3, seed=1)
+    assert result.accepted, result.failures[:2]
+
+
+def test_a_wrong_column_kernel_is_rejected(tmp_path):
+    """The column path is the one that runs: break only its inner index and the verifier rejects it."""
+    task = FIXTURES / "kernelbench_sum_dim1.py"
+    source = generate(capture(load_task(task)), [((1, 1), COLUMN)])
+    broken = source.replace("    i = tile * ROWS + tl.arange(0, ROWS)", "    i = tile * ROWS + 0 * tl.arange(0, ROWS)")
+    assert broken != source
+    path = tmp_path / "kernel.py"
+    path.write_text(broken)
+    assert not verify(load_task(task).path, path, device="cpu", shapes=2, seed=1).accepted

@@ -51,3 +51,17 @@ def test_cpu_probes_take_few_wide_steps():
     assert 129 // cpu["block"] >= 2 and 129 % cpu["block"]
     (_, pointwise), = variants.probes("pointwise", device="cpu")
     assert pointwise["block"] >= 16 * variants.probes("pointwise")[0][1]["block"]
+
+
+def test_a_reduced_middle_dim_with_a_wide_inner_dim_is_read_as_columns_first():
+    """KernelBench 47/49 (sum/max over dim 1 of 128x4096x4095): the column schedule leads; the row walk,
+    which strides by inner, stays as a later variant; narrow inner dims and last-dim reductions keep rows."""
+    wide = variants.ranked("rows", 128 * 4095, 4096, inner=4095)
+    assert wide[0]["column"] and wide[0]["rows"] >= 64 and not wide[0]["one_pass"]
+    assert any(not c.get("column") for c in wide)
+    assert len({str(c) for c in wide}) == len(wide)
+    assert not any(c.get("column") for c in variants.ranked("rows", 128 * 8, 4096, inner=8))
+    assert not any(c.get("column") for c in variants.ranked("rows", 4096, 4096))
+    assert variants.ranked("rows", 3 * 37, 50, inner=37)[0]["rows"] == 64      # tile no wider than inner needs
+    assert [label for label, _ in variants.probes("rows", "cpu", inner=6)] == ["probe-looped", "probe-column"]
+    assert [label for label, _ in variants.probes("rows", "cpu")] == ["probe-looped"]

@@ -625,11 +625,26 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
     strides = ", ".join(stride_args)
     rows_setup = ["rows = block * ROWS + tl.arange(0, ROWS)", "row_mask = rows < n_rows", "rows = rows.to(tl.int64)"]
     rows_setup += ["o = rows // inner", "i = rows % inner"] if has_inner else ["o = rows"]
+    if has_inner:
+        # COLUMN: a program's ROWS rows are one outer index and ROWS adjacent inner ones, so a [ROWS, BLOCK]
+        # tile reads ROWS contiguous elements per reduced index (coalesced), where rows // inner and
+        # rows % inner hide that from the compiler and a row-major walk strides by inner
+        rows_setup = ["if COLUMN:", "    tile = block % n_tiles",
+                      "    o = tl.zeros([ROWS], dtype=tl.int64) + block // n_tiles",
+                      "    i = tile * ROWS + tl.arange(0, ROWS)", "    row_mask = i < inner",
+                      "    i = i.to(tl.int64)", "else:"] + ["    " + line for line in rows_setup]
     one_block = ["cols = tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
                  "mask = row_mask[:, None] & col_mask[None, :]"] + one
+    n_blocks = ["n_blocks = tl.cdiv(n_rows, ROWS)"]
+    if has_inner:
+        n_blocks = ["n_tiles = tl.cdiv(inner, ROWS)", "if COLUMN:", "    n_blocks = (n_rows // inner) * n_tiles",
+                    "else:", "    n_blocks = tl.cdiv(n_rows, ROWS)"]
     ind = lambda lines, k: "\n".join(" " * k + ln for ln in lines)  # noqa: E731
     online_param = ", ONLINE: tl.constexpr" if pair else ""
     online_arg = ' ONLINE=config.get("online", True),' if pair else ""
+    if has_inner:
+        online_param += ", COLUMN: tl.constexpr"
+        online_arg += " COLUMN=column,"
     if any(n.op == "sum" for n in reductions):
         online_param += ", ACCURATE: tl.constexpr"
         online_arg += ' ACCURATE=config.get("accurate", False),'
@@ -643,7 +658,7 @@ def _rows_kernel{suffix}({ptrs},
                  n_rows, n_cols{', inner' if has_inner else ''},
                  BLOCK: tl.constexpr, ROWS: tl.constexpr, ONE_PASS: tl.constexpr{online_param}):
     """{doc}"""
-    n_blocks = tl.cdiv(n_rows, ROWS)
+{ind(n_blocks, 4)}
     for block in range(tl.program_id(0), n_blocks, tl.num_programs(0)):
 {ind(rows_setup, 8)}
         if ONE_PASS:
@@ -683,14 +698,20 @@ def _rows_kernel{suffix}({ptrs},
             f"        {', '.join(stride_vals)},\n"
             f"        n_outer * inner, n_cols{', inner' if has_inner else ''}, BLOCK=block, ROWS=rows, "
             f"ONE_PASS=one_pass,{online_arg}\n        num_warps=config[\"warps\"], num_stages=config[\"stages\"])")
+    plan = ["config, block, rows, one_pass = _row_plan(n_outer * inner, n_cols)",
+            f"grid = _grid(triton.cdiv(n_outer * inner, rows), config, {first}.device)"]
+    if has_inner:  # a column schedule: each program takes one outer index and `rows` adjacent inner ones
+        plan = [plan[0], 'column = config.get("column", False) and inner > 1',
+                "if column:", "    rows = min(rows, triton.next_power_of_2(inner))",
+                f"grid = _grid(n_outer * triton.cdiv(inner, rows) if column else triton.cdiv(n_outer * inner, rows), "
+                f"config, {first}.device)"]
     launcher = f'''
 
 def fused{suffix}(*, {", ".join(_launcher_params(program) + program.scalar_params)}):
 {ind(prep, 4)}
     if n_outer * inner == 0 or n_cols == 0:
         return {outs}
-    config, block, rows, one_pass = _row_plan(n_outer * inner, n_cols)
-    grid = _grid(triton.cdiv(n_outer * inner, rows), config, {first}.device)
+{ind(plan, 4)}
     {call}
     return {outs}
 '''
