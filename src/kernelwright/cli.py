@@ -423,6 +423,64 @@ def e2e(
     raise typer.Exit(1 if check and not check["passed"] else 0)
 
 
+@app.command("eval")
+def eval_(
+    suite: str = typer.Option(..., help="bundled, a directory of task files, or a KernelBench level directory"),
+    agent: list[str] = typer.Option(..., help="offline, an LLM agent of optimize, or 'cmd:TEMPLATE' (an external "
+                                             "coding agent; {prompt}, {task}, {workspace} are filled in); repeatable"),
+    skill: Optional[list[str]] = typer.Option(None, help="cmd agents: a bundled skill installed in the workspace, or "
+                                                         "none (repeatable; default none)"),
+    runs: int = typer.Option(1, help="runs of every (agent, skill, task)"),
+    out: Path = typer.Option(Path("kernelwright-evals"), help="eval directory; the same directory resumes"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    max_minutes: Optional[float] = typer.Option(None, help="per unit: optimize's time budget; cmd agents' timeout "
+                                                           "(default 30)"),
+    only: Optional[list[str]] = typer.Option(None, help="only these tasks: file names without .py or KernelBench "
+                                                        "numbers (repeatable)"),
+    as_json: bool = typer.Option(False, "--json", help="print results.json (schema kernelwright.eval/1)"),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
+) -> None:
+    """Run a suite through agents (and skills), verified and benchmarked by kernelwright; write OUT/results.csv
+    and OUT/results.json. Exit 0 when it ran (whatever the scores), 2 usage error."""
+    from kernelwright.evals import run_eval
+
+    log = errors if as_json else console
+    try:
+        results = run_eval(suite, agent, skills=skill, runs=runs, out=out, device=device, minutes=max_minutes,
+                           only=only, report=lambda msg: log.log(msg, highlight=False, markup=False))
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    if as_json:
+        print(json.dumps(results, indent=2, default=str))
+        return
+    _render_eval(results, wide)
+    console.print(f"wrote {out / 'results.csv'} and {out / 'results.json'}", markup=False, highlight=False)
+
+
+def _num(value, fmt: str = "{:.2f}") -> str:
+    return "?" if value is None else fmt.format(value)
+
+
+def _render_eval(results: dict, wide: bool) -> None:
+    from kernelwright.tables import render
+
+    columns = ["agent", "skill", "correct", "fast_1 eager", "fast_1 compile", "geomean vs eager",
+               "geomean vs compile", "tokens", "dollars", "wall s"]
+    rows = []
+    for group in results["aggregates"]:
+        totals = group["totals"]
+        rows.append([escape(str(v)) for v in (
+            group["agent"], group["skill"], f"{group['correct']}/{group['units']}",
+            _num(group["fast_p_eager"]["1.0"]), _num(group["fast_p_compile"]["1.0"]),
+            _num(group["geomean_speedup_eager"]), _num(group["geomean_speedup_compile"]),
+            _num(totals["tokens"], "{}"), _num(totals["dollars"], "{:.4f}"), _num(totals["wall_s"], "{:.0f}"))])
+    render(console, f"eval of {results['suite']}", columns, rows, key=2, wide=wide,
+           right=tuple(columns[2:]))
+    if not results["environment"]["timings_meaningful"]:
+        console.print("timings not meaningful on a CPU: only correctness is scored (? = unknown)", markup=False,
+                      highlight=False)
+
+
 skills_app = typer.Typer(help="Agent Skills for Claude Code, Codex and OpenCode: install the bundled ones.",
                          no_args_is_help=True)
 app.add_typer(skills_app, name="skills")
