@@ -610,3 +610,12 @@ def test_tuning_plan_shows_a_one_pass_row_kernel_block_as_the_whole_row():
     assert _plan_config("rows", one_pass)["block"] == "whole row (up to 32768 elements; 4096-wide chunks past that)"
     assert _plan_config("rows", looped)["block"] == 8192           # a looped kernel's chunk is its real block
     assert _plan_config("pointwise", one_pass)["block"] == 4096     # a flat kernel's BLOCK is real too
+
+
+def test_a_reduced_middle_dim_leads_with_the_column_schedule_and_probes_it():
+    from kernelwright.run.offline import prepare
+    from kernelwright.tasks.task import load_task
+
+    prep = prepare(load_task(FIXTURES / "kernelbench_sum_dim1.py"), "cpu")
+    assert "probe-column" in [label for label, _, _ in prep.probes]
+    assert all(b["ranked"][0].get("column") for b in prep.buckets)

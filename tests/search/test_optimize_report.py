@@ -49,3 +49,5 @@ def test_a_pointwise_configuration_is_named_by_its_block_not_rows():
     cfg = {"one_pass": True, "rows": 1, "block": 1024, "warps": 4, "stages": 2}
     assert _config_text(cfg, "pointwise") == "BLOCK=1024 elements, 4 warps, 2 stages"
     assert _config_text(cfg).startswith("one-pass ×1 rows")
+    column = {"one_pass": False, "rows": 32, "block": 32, "warps": 8, "stages": 2, "column": True}
+    assert _config_text(column, "rows").startswith("column: 32 inner × 32 reduced")

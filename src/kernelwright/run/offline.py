@@ -171,9 +171,10 @@ def _accepts(fn: Callable, name: str) -> bool:
     return name in inspect.signature(fn).parameters
 
 
-def _probes(kind: str, device: str) -> list[tuple[str, dict]]:
-    """The generator's probe configurations; those the interpreter runs quickly on a CPU."""
-    return variants.probes(kind, device="cpu" if device == "cpu" else "cuda")
+def _probes(kind: str, device: str, inner: int = 1) -> list[tuple[str, dict]]:
+    """The generator's probe configurations; those the interpreter runs quickly on a CPU. ``inner`` > 1 (a
+    reduced middle dim) adds the column schedule's probe."""
+    return variants.probes(kind, device="cpu" if device == "cpu" else "cuda", inner=inner)
 
 
 def _accurate(table: list[tuple[tuple, dict]], kind: str) -> list[tuple[tuple, dict]] | None:
@@ -184,6 +185,13 @@ def _accurate(table: list[tuple[tuple, dict]], kind: str) -> list[tuple[tuple, d
 
 def _bucket_key(task: Task, program: Program, knobs: dict[str, int]) -> tuple[int, int]:
     """(rows, cols) of a benchmark shape as the generated launcher sees it (the key of its CONFIGS)."""
+    rows, cols, _ = _layout(task, program, knobs)
+    return rows, cols
+
+
+def _layout(task: Task, program: Program, knobs: dict[str, int]) -> tuple[int, int, int]:
+    """(rows, cols, inner) of a benchmark shape: ``inner`` is the product of the dims after the reduced
+    block (1 when the reduction is innermost), which the column schedule tiles."""
     import torch
 
     from kernelwright.tasks.task import instantiate
@@ -203,7 +211,8 @@ def _bucket_key(task: Task, program: Program, knobs: dict[str, int]) -> tuple[in
     reduced = program.reduce_dims or ((program.reduce_dim,) if program.reduce_dim is not None else (program.rank - 1,))
     cols = math.prod(sizes.get(k, 1) for k in reduced)
     total = math.prod(sizes.get(k, 1) for k in range(program.rank))
-    return total // max(cols, 1), cols
+    inner = math.prod(sizes.get(k, 1) for k in range(max(reduced) + 1, program.rank)) if program.kind == "rows" else 1
+    return total // max(cols, 1), cols, inner
 
 
 def _first_failure(verdict: dict) -> str:
@@ -229,14 +238,16 @@ def prepare(task: Task, device: str) -> Prepared:
     """Capture and generate; an operator the generator does not cover is an ``OptimizeLimit``."""
     try:
         program = capture(task)
+        layouts = [(knobs, _layout(task, program, knobs)) for knobs in task.bench_shapes]
+        inner = max((layout[2] for _, layout in layouts), default=1)
         probe_sources = [(label, cfg, generate(program, [((1, 1), cfg)], label=label))
-                         for label, cfg in _probes(program.kind, device)]
+                         for label, cfg in _probes(program.kind, device, inner)]
     except Unsupported as exc:
         raise OptimizeLimit(_refusal(task, exc)) from None
     buckets = []
-    for knobs in task.bench_shapes:
-        key = _bucket_key(task, program, knobs)
-        buckets.append({"knobs": knobs, "key": list(key), "ranked": variants.ranked(program.kind, *key)})
+    for knobs, (rows, cols, inner) in layouts:
+        buckets.append({"knobs": knobs, "key": [rows, cols], "ranked": variants.ranked(program.kind, rows, cols,
+                                                                                       inner=inner)})
     return Prepared(task, program, probe_sources, buckets, task.dtype_names[0])
 
 

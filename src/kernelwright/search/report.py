@@ -13,6 +13,8 @@ from kernelwright.tables import render
 def _config_text(cfg: dict, kind: str | None = None) -> str:
     if kind == "pointwise":  # no rows: a flat block of elements per program
         shape = f"BLOCK={cfg['block']} elements"
+    elif cfg.get("column"):  # a reduced middle dim: a tile of inner elements, the reduced dim in steps
+        shape = f"column: {cfg['rows']} inner × {cfg['block']} reduced"
     elif cfg.get("one_pass"):
         shape = f"one-pass ×{cfg['rows']} rows"
     else:
