@@ -54,6 +54,10 @@ def _slices(tensors: list, device=None):
         yield start, [f[start:end].to(device=device or f.device, dtype=torch.float64) for f in flats]
 
 
+# Outputs this small have their relative-norm bound floored at what one element at its elementwise bound gives
+SMALL_OUTPUT = 64
+
+
 class _ErrorAccumulator:
     """``error_stats`` fed slice by slice (flattened float64 slices of out, ref and eager, with the flat index of
     their first element): every slice through ``add_norms`` first, then every slice again through
@@ -61,7 +65,7 @@ class _ErrorAccumulator:
 
     def __init__(self, shape):
         self.shape = list(shape)
-        self.ref_sq = self.diff_sq = self.max_diff = 0.0
+        self.ref_sq = self.diff_sq = self.max_diff = self.ref_max = 0.0
         self.n_domain = self.n_checked = self.n_nonfinite = self.n_skipped = 0
         self.first_nonfinite = None
         self.worst, self.max_ratio, self.n_bad, self.worst_out, self.worst_ref = 0, -1.0, 0, 0.0, 0.0
@@ -75,6 +79,7 @@ class _ErrorAccumulator:
         checked = domain & finite_out
         diff = torch.where(checked, (o - r).abs(), 0.0)
         self.ref_sq += float(torch.where(domain, r, 0.0).square().sum())
+        self.ref_max = max(self.ref_max, float(torch.where(domain, r.abs(), 0.0).max()) if r.numel() else 0.0)
         self.diff_sq += float(diff.square().sum())
         self.max_diff = max(self.max_diff, float(diff.max()))
         self.n_domain += int(domain.sum())
@@ -103,6 +108,11 @@ class _ErrorAccumulator:
         ref_norm, diff_norm = self.ref_sq ** 0.5, self.diff_sq ** 0.5
         rel = diff_norm / ref_norm if ref_norm > 0 else (0.0 if diff_norm == 0 else float("inf"))
         rel_bound = norm_bound(tol, self.n_checked)
+        if 0 < self.n_checked <= SMALL_OUTPUT and ref_norm > 0:
+            # One element at its own elementwise bound must not fail a tiny output's norm test (CI: a correct
+            # 13-element bf16 RMSNorm, 0 elements out of bound, rejected at 0.00889 against 0.00888).
+            rms = ref_norm / max(1, self.n_domain) ** 0.5
+            rel_bound = max(rel_bound, (tol.atol * rms + tol.rtol * self.ref_max) / ref_norm)
         first = self.first_nonfinite
         return ErrorStats(
             rel_err=rel, max_abs_err=self.max_diff, norm_bound=rel_bound,
