@@ -204,5 +204,6 @@ def test_a_silent_job_still_reports_a_heartbeat_and_its_error_is_a_sentence(monk
     job = mcp_server.Jobs().start("verify", silent)
     with pytest.raises(UsageError, match="does not define `Model`"):
         asyncio.run(mcp_server.wait_for(job, Ctx()))
-    assert len(told) >= 2 and all(m.startswith("verify: running") for m in told)
+    assert told[0] == "verify: started" and told[-1].startswith("verify: failed in")
+    assert len(told) >= 4 and all(m.startswith("verify: running") for m in told[1:-1])  # heartbeats between
     assert job.info().state == "failed"

@@ -245,6 +245,7 @@ class Jobs:
     def _run(self, job: Job) -> None:
         with self._device:
             job.started = time.monotonic()
+            job.say(f"{job.kind}: started")  # a client hears progress even from a job quicker than a heartbeat
             try:
                 job.result = job.work(job.say)
             except KernelwrightError as exc:
@@ -254,6 +255,7 @@ class Jobs:
                 job.error = f"{job.kind} failed unexpectedly ({type(exc).__name__}: {exc}); see the server's log."
             finally:
                 job.finished = time.monotonic()
+                job.say(f"{job.kind}: {'failed' if job.error else 'done'} in {job.finished - job.started:.1f} s")
                 job.done.set()
 
 
