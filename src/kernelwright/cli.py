@@ -437,24 +437,45 @@ def eval_(
                                                            "(default 30)"),
     only: Optional[list[str]] = typer.Option(None, help="only these tasks: file names without .py or KernelBench "
                                                         "numbers (repeatable)"),
+    max_dollars: Optional[float] = typer.Option(None, help="start no unit once the recorded cost reaches this many "
+                                                           "dollars (the rest are listed as skipped-for-budget)"),
     as_json: bool = typer.Option(False, "--json", help="print results.json (schema kernelwright.eval/1)"),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
-    """Run a suite through agents (and skills), verified and benchmarked by kernelwright; write OUT/results.csv
-    and OUT/results.json. Exit 0 when it ran (whatever the scores), 2 usage error."""
+    """Run a suite (bundled, a folder of task files, or an evals.json) through agents (and skills), verified and
+    benchmarked by kernelwright; write OUT/results.csv, OUT/results.json and OUT/report.html. Exit 0 when it ran
+    (whatever the scores), 2 usage error."""
     from kernelwright.evals import run_eval
 
     log = errors if as_json else console
     try:
         results = run_eval(suite, agent, skills=skill, runs=runs, out=out, device=device, minutes=max_minutes,
-                           only=only, report=lambda msg: log.log(msg, highlight=False, markup=False))
+                           only=only, max_dollars=max_dollars,
+                           report=lambda msg: log.log(msg, highlight=False, markup=False))
     except KernelwrightError as exc:
         _fail_usage(exc)
     if as_json:
         print(json.dumps(results, indent=2, default=str))
         return
     _render_eval(results, wide)
-    console.print(f"wrote {out / 'results.csv'} and {out / 'results.json'}", markup=False, highlight=False)
+    console.print(f"wrote {out / 'results.csv'}, {out / 'results.json'} and {out / 'report.html'}", markup=False,
+                  highlight=False)
+
+
+@app.command("report")
+def report_(
+    eval_dir: Path = typer.Argument(..., help="an eval's --out folder (holding results.json)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="the HTML file to write (default EVAL_DIR/report.html)"),
+) -> None:
+    """Write the eval's HTML report: one self-contained file (inline CSS and SVG, nothing fetched). Exit 2 when
+    EVAL_DIR holds no eval results."""
+    from kernelwright.evals.report import write_report
+
+    try:
+        path = write_report(eval_dir, out)
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    console.print(f"wrote {path}", markup=False, highlight=False)
 
 
 def _num(value, fmt: str = "{:.2f}") -> str:
@@ -479,6 +500,10 @@ def _render_eval(results: dict, wide: bool) -> None:
     if not results["environment"]["timings_meaningful"]:
         console.print("timings not meaningful on a CPU: only correctness is scored (? = unknown)", markup=False,
                       highlight=False)
+    skipped = sum(1 for u in results["units"] if u.get("status") == "skipped-for-budget")
+    if skipped:
+        console.print(f"{skipped} units not started: the --max-dollars budget was reached (a rerun with a larger "
+                      "one runs them)", markup=False, highlight=False)
 
 
 skills_app = typer.Typer(help="Agent Skills for Claude Code, Codex and OpenCode: install the bundled ones.",

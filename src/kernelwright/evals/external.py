@@ -29,20 +29,29 @@ SKILL_DIRS = (".claude/skills", ".agents/skills", ".opencode/skills")
 PROMPT = ("task.py is a PyTorch operator (class Model, get_inputs, get_init_inputs). Write candidate.py in this "
           "folder defining class ModelNew with the same constructor and forward, computing the same function with "
           "a faster Triton or CUDA kernel. It will be verified on many shapes and inputs and then benchmarked.")
+# after an eval file's own prompt: where the task is and where the answer must be left for us to judge it
+WHERE = ("The operator is task.py in this folder (class Model). Leave your answer as candidate.py here, defining class "
+         "ModelNew with the same constructor and forward; kernelwright verifies and benchmarks it.")
 
 
-def prepare(workspace: Path, task: Path, skill: str | None) -> None:
+def prompt_for(case_prompt: str | None) -> str:
+    return f"{case_prompt.strip()}\n\n{WHERE}" if case_prompt else PROMPT
+
+
+def prepare(workspace: Path, task: Path, skill: str | None, files: tuple[Path, ...] = ()) -> None:
     if workspace.exists():  # a rerun of an unfinished unit starts from a clean folder
         shutil.rmtree(workspace)
     workspace.mkdir(parents=True)
     shutil.copyfile(task, workspace / "task.py")
+    for extra in files:  # an eval file's other fixtures, beside the task
+        shutil.copyfile(extra, workspace / extra.name)
     if skill:
         for folder in SKILL_DIRS:
             skills.add([], dest=workspace / folder, skills=[skill])
 
 
-def command_line(template: str, workspace: Path) -> str:
-    return (template.replace("{prompt}", shlex.quote(PROMPT))
+def command_line(template: str, workspace: Path, prompt: str = PROMPT) -> str:
+    return (template.replace("{prompt}", shlex.quote(prompt))
             .replace("{task}", shlex.quote(str(workspace / "task.py")))
             .replace("{workspace}", shlex.quote(str(workspace))))
 
@@ -72,11 +81,11 @@ def usage_from(stdout: str) -> dict[str, Any]:
 
 
 def run_cmd_agent(template: str, task: Path, workspace: Path, *, skill: str | None, device: str,
-                  timeout_s: float) -> dict[str, Any]:
+                  timeout_s: float, prompt: str | None = None, files: tuple[Path, ...] = ()) -> dict[str, Any]:
     """Run the agent, then verify (and on a GPU bench) its candidate; the unit's numbers."""
     started = time.monotonic()
-    prepare(workspace, task, skill)
-    line = command_line(template, workspace)
+    prepare(workspace, task, skill, files)
+    line = command_line(template, workspace, prompt_for(prompt))
     try:
         done = subprocess.run(line, shell=True, cwd=workspace, capture_output=True, text=True, timeout=timeout_s)
         stdout, note = done.stdout, f"agent exited {done.returncode}"

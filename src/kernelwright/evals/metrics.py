@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 FAST_P = (0.0, 1.0, 1.2, 1.5, 2.0)
 BASELINES = ("eager", "compile")
@@ -77,3 +77,50 @@ def aggregates(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for unit in units:
         groups.setdefault((unit["agent"], unit["skill"]), []).append(unit)
     return [{"agent": agent, "skill": skill, **aggregate(group)} for (agent, skill), group in groups.items()]
+
+
+def _rate(units: list[dict[str, Any]], hit: Callable[[dict[str, Any]], bool]) -> float:
+    return sum(1 for u in units if hit(u)) / len(units)
+
+
+def _fast_1_eager(unit: dict[str, Any]) -> bool:
+    return bool(unit.get("correct")) and (unit.get("speedup_eager") or 0.0) > 1.0
+
+
+def _spread(samples: list[float]) -> dict[str, Any]:
+    if not samples:
+        return {"n": 0, "min": None, "median": None, "max": None}
+    return {"n": len(samples), "min": min(samples), "median": statistics.median(samples), "max": max(samples)}
+
+
+def skill_lifts(units: list[dict[str, Any]], *, without: str = "none") -> list[dict[str, Any]]:
+    """Per agent and skill, the skill's lift: its rate minus the same agent's rate without a skill.
+
+    Only tasks both sides ran count. One sample per run index (run r with the skill against run r without),
+    so the spread is over repeats: ``n`` samples, their min, median and max. ``fast_1_eager`` is None when
+    neither side was timed (a CPU eval).
+    """
+    by_key: dict[tuple[str, str, str, int], dict[str, Any]] = {}
+    for unit in units:
+        by_key[(unit["agent"], unit["skill"], unit["task"], unit["run"])] = unit
+    lifts = []
+    for agent, skill in dict.fromkeys((a, s) for a, s, _, _ in by_key if s != without):
+        pairs = [(u, by_key[(agent, without, t, r)]) for (a, s, t, r), u in by_key.items()
+                 if (a, s) == (agent, skill) and (agent, without, t, r) in by_key]
+        if not pairs:
+            continue  # no run of this agent without a skill: nothing to compare against
+        timed = any(u.get("timings_meaningful") or b.get("timings_meaningful") for u, b in pairs)
+        per_run: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        for with_, base in pairs:
+            per_run.setdefault(with_["run"], []).append((with_, base))
+        lift = {"agent": agent, "skill": skill, "without": without, "tasks": len({u["task"] for u, _ in pairs}),
+                "runs": sorted(per_run)}
+        for name, hit in (("correct_rate", lambda u: bool(u.get("correct"))), ("fast_1_eager", _fast_1_eager)):
+            if name == "fast_1_eager" and not timed:
+                lift[name] = None
+                continue
+            samples = [_rate([w for w, _ in group], hit) - _rate([b for _, b in group], hit)
+                       for group in per_run.values()]
+            lift[name] = _spread(samples)
+        lifts.append(lift)
+    return lifts

@@ -20,8 +20,8 @@ from kernelwright.run import entry
 from kernelwright.tasks.task import load_task
 
 from kernelwright.evals.external import run_cmd_agent
-from kernelwright.evals.metrics import aggregates, bench_speedups, roofline_pct
-from kernelwright.evals.suites import suite_tasks
+from kernelwright.evals.metrics import aggregates, bench_speedups, roofline_pct, skill_lifts
+from kernelwright.evals.suites import Case, suite_cases
 
 SCHEMA = "kernelwright.eval/1"
 NO_SKILL = "none"
@@ -29,7 +29,8 @@ BUILTIN = "builtin"  # offline and the LLM team take no installed skill: the tea
 DEFAULT_CMD_MINUTES = 30.0
 COLUMNS = ("agent", "skill", "task", "run", "correct", "timings_meaningful", "speedup_eager", "speedup_compile",
            "roofline_pct", "tokens_in", "tokens_out", "tokens", "dollars", "llm_calls", "repairs", "tool_calls",
-           "wall_s", "note", "out")
+           "wall_s", "status", "note", "out")
+DONE, SKIPPED_BUDGET = "done", "skipped-for-budget"
 
 
 def check_agents(agents: list[str]) -> None:
@@ -57,15 +58,15 @@ def slug(agent: str) -> str:
     return f"{plain}-{hashlib.sha1(agent.encode()).hexdigest()[:8]}"
 
 
-def unit_plan(agents: list[str], skills: list[str], tasks: list[Path], runs: int) -> list[dict[str, Any]]:
+def unit_plan(agents: list[str], skills: list[str], cases: list[Case], runs: int) -> list[dict[str, Any]]:
     plan = []
     for agent in agents:
         for skill in (skills if agent.startswith("cmd:") else [BUILTIN]):
-            for task in tasks:
+            for case in cases:
                 for run in range(1, runs + 1):
-                    key = f"{slug(agent)}--{skill}--{task.stem}--r{run}"
-                    plan.append({"agent": agent, "skill": skill, "task": task.stem, "path": task, "run": run,
-                                 "key": key})
+                    key = f"{slug(agent)}--{skill}--{case.name}--r{run}"
+                    plan.append({"agent": agent, "skill": skill, "task": case.name, "path": case.path, "run": run,
+                                 "key": key, "case": case})
     return plan
 
 
@@ -116,12 +117,14 @@ def run_unit(unit: dict[str, Any], out: Path, *, device: str, minutes: float | N
     work = out / "runs" / unit["key"]
     if unit["agent"].startswith("cmd:"):
         timeout = 60 * (minutes if minutes else DEFAULT_CMD_MINUTES)
+        case = unit["case"]
         found = run_cmd_agent(unit["agent"][4:], unit["path"], work, skill=None if unit["skill"] == NO_SKILL
-                              else unit["skill"], device=device, timeout_s=timeout)
+                              else unit["skill"], device=device, timeout_s=timeout, prompt=case.prompt,
+                              files=case.files)
     else:
         found = run_optimize_unit(unit, work, device=device, minutes=minutes)
     record = {k: unit[k] for k in ("agent", "skill", "task", "run")}
-    return {**record, **found, "task_path": str(unit["path"]), "out": str(work)}
+    return {**record, **found, "status": DONE, "task_path": str(unit["path"]), "out": str(work)}
 
 
 def environment(device: str) -> dict[str, Any]:
@@ -137,35 +140,73 @@ def environment(device: str) -> dict[str, Any]:
 
 def run_eval(suite: str, agents: list[str], *, skills: list[str] | None = None, runs: int = 1,
              out: str | Path = "kernelwright-evals", device: str = "auto", minutes: float | None = None,
-             only: list[str] | None = None, report: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
-    """Run every unit not already stored under ``out``; write results.csv and results.json; return the latter."""
+             only: list[str] | None = None, max_dollars: float | None = None,
+             report: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Run every unit not already stored under ``out``; write results.csv, results.json and report.html;
+    return the results. Once the recorded dollars reach ``max_dollars`` no further unit starts: the rest
+    are listed as skipped-for-budget (not failures, not stored: a rerun with a larger budget runs them)."""
     if runs < 1:
         raise UsageError(f"--runs must be at least 1, not {runs}.")
+    if max_dollars is not None and max_dollars < 0:
+        raise UsageError(f"--max-dollars must be zero or more, not {max_dollars}.")
     check_agents(agents)
     chosen = check_skills(skills or [])
-    tasks = suite_tasks(suite, only)
-    for task in tasks:
-        load_task(task)  # a broken task file is a usage error before any unit runs
+    cases = suite_cases(suite, only)
+    for case in cases:
+        load_task(case.path)  # a broken task file is a usage error before any unit runs
     device = resolve_device(device)
     out = Path(out)
     (out / "units").mkdir(parents=True, exist_ok=True)
-    units = []
-    plan = unit_plan(agents, chosen, tasks, runs)
+    units: list[dict[str, Any]] = []
+    plan = unit_plan(agents, chosen, cases, runs)
     for i, unit in enumerate(plan, 1):
         stored = out / "units" / f"{unit['key']}.json"
         if stored.is_file():
-            units.append({**json.loads(stored.read_text()), "resumed": True})
+            units.append({"status": DONE, **json.loads(stored.read_text()), "resumed": True})
             report(f"[{i}/{len(plan)}] {unit['key']}: stored, skipped")
+            continue
+        spent = recorded_dollars(units)
+        if max_dollars is not None and spent >= max_dollars:
+            units.append(skipped_for_budget(unit, spent, max_dollars))
+            report(f"[{i}/{len(plan)}] {unit['key']}: not started, ${spent:.4f} spent of ${max_dollars:.4f}")
             continue
         report(f"[{i}/{len(plan)}] {unit['key']}: running")
         result = run_unit(unit, out, device=device, minutes=minutes)
         write_atomic(stored, json.dumps(result, indent=2, default=str))
         units.append({**result, "resumed": False})
-    results = {"schema": SCHEMA, "suite": suite, "agents": agents, "skills": chosen, "runs": runs,
-               "environment": environment(device), "units": units, "aggregates": aggregates(units)}
+    return write_results(out, suite, agents, chosen, runs, max_dollars, device, cases, units)
+
+
+def recorded_dollars(units: list[dict[str, Any]]) -> float:
+    # a unit whose cost is unknown (an agent that printed none) adds nothing: the budget counts what is recorded
+    return sum(u.get("dollars") or 0.0 for u in units)
+
+
+def skipped_for_budget(unit: dict[str, Any], spent: float, max_dollars: float) -> dict[str, Any]:
+    return {**{k: unit[k] for k in ("agent", "skill", "task", "run")}, "status": SKIPPED_BUDGET, "correct": None,
+            "task_path": str(unit["path"]), "resumed": False,
+            "note": f"not started: ${spent:.4f} recorded of the --max-dollars {max_dollars:g} budget"}
+
+
+def write_results(out: Path, suite: str, agents: list[str], skills: list[str], runs: int, max_dollars: float | None,
+                  device: str, cases: list[Case], units: list[dict[str, Any]]) -> dict[str, Any]:
+    from kernelwright.evals.report import write_report
+
+    done = [u for u in units if u["status"] == DONE]
+    results = {"schema": SCHEMA, "suite": suite, "agents": agents, "skills": skills, "runs": runs,
+               "max_dollars": max_dollars, "environment": environment(device),
+               "cases": [case_record(c) for c in cases if c.prompt is not None], "units": units,
+               "aggregates": aggregates(done), "lifts": skill_lifts(done)}
     write_atomic(out / "results.json", json.dumps(results, indent=2, default=str))
     write_csv(out / "results.csv", units)
+    write_report(out)
     return results
+
+
+def case_record(case: Case) -> dict[str, Any]:
+    return {"name": case.name, "task_path": str(case.path), "prompt": case.prompt,
+            "files": [str(f) for f in case.files], "expected_output": case.expected_output,
+            "assertions": list(case.assertions)}
 
 
 def write_csv(path: Path, units: list[dict[str, Any]]) -> None:

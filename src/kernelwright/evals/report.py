@@ -1,0 +1,322 @@
+"""The eval report: one self-contained HTML page (inline CSS and SVG, no script, no network) from results.json.
+
+``kernelwright report EVAL_DIR [--out FILE.html]`` writes it (default ``EVAL_DIR/report.html``), and every
+``kernelwright eval`` writes it at the end. Sections: the leaderboard per (agent, skill), fast_p against
+eager and compile (table and curves), cost against quality, the task x (agent, skill) grid of verdicts and
+speedups, the skill lift with its spread over runs, every unit with its verdict, and the units a budget
+skipped. Every number cell carries its raw value in ``data-value`` so a reader (or a test) can check it
+against results.json; every string from the results goes through ``html.escape``.
+"""
+
+from __future__ import annotations
+
+import datetime
+import html
+import json
+from pathlib import Path
+from typing import Any, Iterable
+
+from kernelwright.errors import UsageError
+from kernelwright.evals.metrics import FAST_P, skill_lifts
+from kernelwright.evals.runner import SCHEMA, write_atomic
+
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em auto;max-width:1200px;color:#222;
+     padding:0 1em}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:.25em .55em;text-align:left;vertical-align:top}
+th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+td.ok{background:#e8f5e9}td.bad{background:#fdecea}td.skip{background:#f4f4f4;color:#777}
+.note{color:#555;font-size:.9em}.charts{display:flex;flex-wrap:wrap;gap:1.5em}
+svg{background:#fff;border:1px solid #eee}svg text{font-size:11px;font-family:inherit}
+"""
+
+
+def esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def load_results(eval_dir: str | Path) -> dict[str, Any]:
+    path = Path(eval_dir) / "results.json"
+    if not path.is_file():
+        raise UsageError(f"{eval_dir} has no results.json; pass the --out folder of a `kernelwright eval` run.")
+    try:
+        results = json.loads(path.read_text())
+    except ValueError as exc:
+        raise UsageError(f"{path} is not valid JSON ({exc}); rerun the eval to rewrite it.") from None
+    if not isinstance(results, dict) or results.get("schema") != SCHEMA:
+        raise UsageError(f"{path} is not an eval result (schema {SCHEMA} expected); pass an eval's --out folder.")
+    return results
+
+
+def write_report(eval_dir: str | Path, out: str | Path | None = None) -> Path:
+    """Write the HTML report of the eval in ``eval_dir``; return its path."""
+    results = load_results(eval_dir)
+    path = Path(out) if out else Path(eval_dir) / "report.html"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, render(results))
+    return path
+
+
+# ---- numbers and cells ----------------------------------------------------------------------------
+
+def fmt(value: Any, kind: str = "float") -> str:
+    """How a number reads on the page; '?' is unknown (not measured, or not meaningful on a CPU)."""
+    if value is None:
+        return "?"
+    if kind == "pct":  # a share in [0, 1]
+        return f"{100 * value:.1f}%"
+    if kind == "x":
+        return f"{value:.2f}x"
+    if kind == "signed_pct":
+        return f"{100 * value:+.1f} pts"
+    if kind == "int":
+        return f"{value:,.0f}"
+    if kind == "usd":
+        return f"${value:.4f}"
+    if kind == "s":
+        return f"{value:.1f} s"
+    return f"{value:.2f}"
+
+
+def num(value: Any, kind: str = "float", css: str = "num") -> str:
+    raw = "" if value is None else repr(value)
+    return f'<td class="{css}" data-value="{esc(raw)}">{esc(fmt(value, kind))}</td>'
+
+
+def text(value: Any, css: str = "") -> str:
+    klass = f' class="{css}"' if css else ""
+    return f"<td{klass}>{esc('' if value is None else value)}</td>"
+
+
+def table(table_id: str, headers: Iterable[str], rows: Iterable[str]) -> str:
+    head = "".join(f"<th>{esc(h)}</th>" for h in headers)
+    body = "".join(f"<tr>{row}</tr>" for row in rows)
+    return f'<table id="{esc(table_id)}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+# ---- sections -------------------------------------------------------------------------------------
+
+def header(results: dict[str, Any]) -> str:
+    env = results.get("environment") or {}
+    versions = ", ".join(f"{k} {env[k]}" for k in ("kernelwright", "torch", "triton", "python") if env.get(k))
+    parts = [f"<h1>kernelwright eval: {esc(results.get('suite'))}</h1>",
+             f'<p class="note">device {esc(env.get("device"))} · {esc(versions)} · {esc(env.get("platform", ""))}'
+             f" · runs per task {esc(results.get('runs'))} · written "
+             f"{esc(datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))}</p>"]
+    if not env.get("timings_meaningful"):
+        parts.append('<p class="note" id="untimed">Timings are not meaningful on this device (a CPU runs Triton '
+                     "through its interpreter): only correctness is scored, speedups and fast_p read '?'.</p>")
+    return "".join(parts)
+
+
+def leaderboard(results: dict[str, Any]) -> str:
+    headers = ("agent", "skill", "units", "tasks", "verified", "verified rate", "fast_1 eager", "fast_1 compile",
+               "geomean vs eager", "geomean vs compile", "median vs eager", "% roofline", "tokens in", "tokens out",
+               "dollars", "LLM calls", "repairs", "tool calls", "wall time")
+    rows = []
+    ranked = sorted(results.get("aggregates", []),
+                    key=lambda g: (-(g["fast_p_eager"].get("1.0") or 0), -(g["correct_rate"] or 0), g["agent"]))
+    for g in ranked:
+        t = g.get("totals") or {}
+        rows.append("".join([
+            text(g["agent"]), text(g["skill"]), num(g["units"], "int"), num(g["tasks"], "int"),
+            num(g["correct"], "int"), num(g["correct_rate"], "pct"),
+            num(g["fast_p_eager"].get("1.0"), "pct"), num(g["fast_p_compile"].get("1.0"), "pct"),
+            num(g["geomean_speedup_eager"], "x"), num(g["geomean_speedup_compile"], "x"),
+            num(g["median_speedup_eager"], "x"), num(g["mean_roofline_pct"], "float"),
+            num(t.get("tokens_in"), "int"), num(t.get("tokens_out"), "int"), num(t.get("dollars"), "usd"),
+            num(t.get("llm_calls"), "int"), num(t.get("repairs"), "int"), num(t.get("tool_calls"), "int"),
+            num(t.get("wall_s"), "s")]))
+    note = ('<p class="note">verified: correct by kernelwright\'s verifier (the agent\'s claims count for nothing). '
+            "fast_p: share of all units correct and faster than the baseline by strictly more than p "
+            "(KernelBench). A cost total is '?' when any of its units' costs is unknown.</p>")
+    return "<h2>Leaderboard</h2>" + table("leaderboard", headers, rows) + note
+
+
+def fast_p_section(results: dict[str, Any]) -> str:
+    groups = results.get("aggregates", [])
+    headers = ["agent", "skill"] + [f"fast_{p:g} {b}" for b in ("eager", "compile") for p in FAST_P]
+    rows = ["".join([text(g["agent"]), text(g["skill"])]
+                    + [num(g[f"fast_p_{b}"].get(str(p)), "pct") for b in ("eager", "compile") for p in FAST_P])
+            for g in groups]
+    timed = [g for g in groups if g.get("timings_meaningful")]
+    if timed:
+        charts = "".join(line_chart(f"fast_p vs {b}", "p (speedup threshold)", "fast_p",
+                                    [(f"{g['agent']} / {g['skill']}",
+                                      [(p, g[f"fast_p_{b}"][str(p)]) for p in FAST_P]) for g in timed],
+                                    x_max=max(FAST_P), chart_id=f"fastp-{b}") for b in ("eager", "compile"))
+        charts = f'<div class="charts">{charts}</div>'
+    else:
+        charts = '<p class="note">No unit was timed: no fast_p curves.</p>'
+    return "<h2>fast_p</h2>" + table("fast-p", headers, rows) + charts
+
+
+def cost_section(results: dict[str, Any]) -> str:
+    groups = results.get("aggregates", [])
+    by_dollars = groups and all((g.get("totals") or {}).get("dollars") is not None for g in groups)
+    key, label = ("dollars", "dollars (total)") if by_dollars else ("wall_s", "wall time, s (total)")
+    points = [(f"{g['agent']} / {g['skill']}", (g.get("totals") or {}).get(key), g.get("correct_rate"))
+              for g in groups]
+    points = [(name, x, y) for name, x, y in points if x is not None and y is not None]
+    if not points:
+        return "<h2>Cost against quality</h2><p class=\"note\">No group has a known cost.</p>"
+    note = "" if by_dollars else ('<p class="note">Some group\'s dollars are unknown: cost is drawn as wall '
+                                  "time.</p>")
+    return ("<h2>Cost against quality</h2>"
+            + scatter_chart(f"verified rate against {label}", label, "verified rate", points, "cost-quality")
+            + note)
+
+
+def grid_section(results: dict[str, Any]) -> str:
+    done = [u for u in results.get("units", []) if u.get("status", "done") == "done"]
+    groups = list(dict.fromkeys((u["agent"], u["skill"]) for u in done))
+    tasks = list(dict.fromkeys(u["task"] for u in done))
+    cells: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
+    for u in done:
+        cells.setdefault((u["task"], u["agent"], u["skill"]), []).append(u)
+    rows = []
+    for task in tasks:
+        row = [text(task)]
+        for agent, skill in groups:
+            row.append(grid_cell(cells.get((task, agent, skill), [])))
+        rows.append("".join(row))
+    headers = ["task"] + [f"{a} / {s}" for a, s in groups]
+    return ("<h2>Tasks</h2>" + table("grid", headers, rows)
+            + '<p class="note">Each cell: runs verified out of runs, and the geomean speedup vs eager of the '
+              "verified ones when timed.</p>")
+
+
+def grid_cell(units: list[dict[str, Any]]) -> str:
+    if not units:
+        return text("—", "skip")
+    correct = [u for u in units if u.get("correct")]
+    speeds = [u["speedup_eager"] for u in correct if u.get("speedup_eager")]
+    label = f"{len(correct)}/{len(units)} verified"
+    if speeds:
+        geo = 1.0
+        for s in speeds:
+            geo *= s
+        label += f" · {geo ** (1 / len(speeds)):.2f}x"
+    return text(label, "ok" if len(correct) == len(units) else "bad")
+
+
+def lift_section(results: dict[str, Any]) -> str:
+    lifts = results.get("lifts")
+    if lifts is None:  # results written before lifts were stored: the same numbers from the units
+        lifts = skill_lifts([u for u in results.get("units", []) if u.get("status", "done") == "done"])
+    if not lifts:
+        return ('<h2>Skill lift</h2><p class="note" id="no-lift">No agent ran both with a skill and without one '
+                "(--skill NAME --skill none): no lift to show.</p>")
+    headers = ("agent", "skill", "tasks", "samples", "verified lift (median)", "min", "max", "fast_1 eager lift",
+               "spread")
+    rows = []
+    for lift in lifts:
+        rate = lift["correct_rate"]
+        fast = lift.get("fast_1_eager")
+        rows.append("".join([text(lift["agent"]), text(lift["skill"]), num(lift["tasks"], "int"),
+                             num(rate["n"], "int"), num(rate["median"], "signed_pct"), num(rate["min"], "signed_pct"),
+                             num(rate["max"], "signed_pct"), num(fast["median"] if fast else None, "signed_pct"),
+                             text(spread_words(rate["n"]))]))
+    return ("<h2>Skill lift</h2>" + table("lift", headers, rows)
+            + '<p class="note">Lift: the rate with the skill minus the same agent\'s rate without one, on the tasks '
+              "both ran; one sample per run index, so the spread is over repeated runs (--runs).</p>")
+
+
+def spread_words(n: int) -> str:
+    if n <= 1:
+        return "one sample: no spread (run more with --runs)"
+    return f"min/median/max over {n} runs"
+
+
+def units_section(results: dict[str, Any]) -> str:
+    headers = ("agent", "skill", "task", "run", "verdict", "vs eager", "vs compile", "% roofline", "tokens",
+               "dollars", "repairs", "tool calls", "wall time", "note")
+    rows = []
+    for u in results.get("units", []):
+        if u.get("status", "done") != "done":
+            continue
+        verdict = ("verified", "ok") if u.get("correct") else ("rejected", "bad")
+        rows.append("".join([text(u["agent"]), text(u["skill"]), text(u["task"]), num(u["run"], "int"),
+                             text(verdict[0], verdict[1]), num(u.get("speedup_eager"), "x"),
+                             num(u.get("speedup_compile"), "x"), num(u.get("roofline_pct")),
+                             num(u.get("tokens"), "int"), num(u.get("dollars"), "usd"), num(u.get("repairs"), "int"),
+                             num(u.get("tool_calls"), "int"), num(u.get("wall_s"), "s"), text(u.get("note"))]))
+    return "<h2>Units</h2>" + table("units", headers, rows)
+
+
+def skipped_section(results: dict[str, Any]) -> str:
+    skipped = [u for u in results.get("units", []) if u.get("status", "done") != "done"]
+    if not skipped:
+        return ""
+    rows = ["".join([text(u["agent"]), text(u["skill"]), text(u["task"]), num(u["run"], "int"),
+                     text(u.get("status"), "skip"), text(u.get("note"))]) for u in skipped]
+    return ("<h2>Not run</h2>" + table("skipped", ("agent", "skill", "task", "run", "status", "note"), rows)
+            + '<p class="note">Not failures: these units were never launched; rerun with the same --out and a '
+              "larger --max-dollars to run them.</p>")
+
+
+def render(results: dict[str, Any]) -> str:
+    body = "".join([header(results), leaderboard(results), fast_p_section(results), cost_section(results),
+                    grid_section(results), lift_section(results), units_section(results), skipped_section(results)])
+    title = esc(f"kernelwright eval: {results.get('suite')}")
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
+            f"<style>{CSS}</style></head><body>{body}</body></html>\n")
+
+
+# ---- inline SVG charts (no matplotlib, nothing fetched) -------------------------------------------
+
+W, H, PAD = 460, 300, 46
+
+
+def _frame(title: str, x_label: str, y_label: str, chart_id: str, x_max: float, y_max: float) -> list[str]:
+    parts = [f'<svg id="{esc(chart_id)}" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
+             f'viewBox="0 0 {W} {H}" role="img"><title>{esc(title)}</title>',
+             f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">{esc(title)}</text>',
+             f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 12}" y2="{H - PAD}" stroke="#444"/>',
+             f'<line x1="{PAD}" y1="{H - PAD}" x2="{PAD}" y2="28" stroke="#444"/>',
+             f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle">{esc(x_label)}</text>',
+             f'<text x="12" y="{H / 2}" text-anchor="middle" transform="rotate(-90 12 {H / 2})">{esc(y_label)}</text>']
+    for i in range(5):
+        fx, fy = i / 4, i / 4
+        x, y = _x(fx * x_max, x_max), _y(fy * y_max, y_max)
+        parts.append(f'<text x="{x:.1f}" y="{H - PAD + 14}" text-anchor="middle">{fx * x_max:.3g}</text>')
+        parts.append(f'<text x="{PAD - 4}" y="{y + 4:.1f}" text-anchor="end">{fy * y_max:.3g}</text>')
+        parts.append(f'<line x1="{PAD}" y1="{y:.1f}" x2="{W - 12}" y2="{y:.1f}" stroke="#eee"/>')
+    return parts
+
+
+def _x(value: float, x_max: float) -> float:
+    return PAD + (W - 12 - PAD) * (value / x_max if x_max else 0)
+
+
+def _y(value: float, y_max: float) -> float:
+    return H - PAD - (H - PAD - 28) * (value / y_max if y_max else 0)
+
+
+def line_chart(title: str, x_label: str, y_label: str, series: list[tuple[str, list[tuple[float, Any]]]], *,
+               x_max: float, chart_id: str) -> str:
+    parts = _frame(title, x_label, y_label, chart_id, x_max, 1.0)
+    for i, (name, points) in enumerate(series):
+        color = PALETTE[i % len(PALETTE)]
+        known = [(x, y) for x, y in points if y is not None]
+        coords = " ".join(f"{_x(x, x_max):.1f},{_y(y, 1.0):.1f}" for x, y in known)
+        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}">'
+                     f"<title>{esc(name)}</title></polyline>")
+        parts.append(f'<text x="{W - 16}" y="{40 + 14 * i}" text-anchor="end" fill="{color}">{esc(name)}</text>')
+    return "".join(parts) + "</svg>"
+
+
+def scatter_chart(title: str, x_label: str, y_label: str, points: list[tuple[str, float, float]],
+                  chart_id: str) -> str:
+    x_max = max(x for _, x, _ in points) * 1.1 or 1.0
+    parts = _frame(title, x_label, y_label, chart_id, x_max, 1.0)
+    for i, (name, x, y) in enumerate(points):
+        color = PALETTE[i % len(PALETTE)]
+        cx, cy = _x(x, x_max), _y(y, 1.0)
+        parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color}"><title>{esc(name)}: '
+                     f"{esc(fmt(y, 'pct'))}</title></circle>")
+        parts.append(f'<text x="{cx + 7:.1f}" y="{cy - 6:.1f}" fill="{color}">{esc(name)}</text>')
+    return "".join(parts) + "</svg>"
