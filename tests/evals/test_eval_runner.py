@@ -1,6 +1,11 @@
 import csv
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from typer.testing import CliRunner
@@ -63,3 +68,72 @@ def test_suites_filter_kernelbench_style_names_and_reject_bad_input(tmp_path):
         suite_tasks(str(tmp_path / "missing"))
     with pytest.raises(UsageError):
         run_eval("bundled", ["offline"], skills=["no-such-skill"], out=tmp_path / "o", device="cpu")
+
+
+# a scripted cmd: agent that runs in milliseconds: it logs its workspace, saves its prompt, prints a cost and
+# leaves no candidate (so nothing is verified); with a `block` file beside its log it hangs on task b
+STUB = """import json, pathlib, sys, time
+ws, log = pathlib.Path.cwd(), pathlib.Path(sys.argv[1])
+with log.open("a") as f:
+    f.write(ws.name + "\\n")
+(ws / "prompt.txt").write_text(sys.argv[2])
+if (log.parent / "block").exists() and "--b--" in ws.name:
+    time.sleep(300)
+print(json.dumps({"total_cost_usd": 0.5, "usage": {"input_tokens": 10, "output_tokens": 5}}))
+"""
+
+
+def scripted(tmp_path, names=("a", "b", "c")):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    for name in names:
+        shutil.copyfile(SUITE_DIR / "gelu.py", suite / f"{name}.py")
+    stub, log = tmp_path / "agent.py", tmp_path / "agent.log"
+    stub.write_text(STUB)
+    return suite, log, f"cmd:{sys.executable} {stub} {log} {{prompt}}"
+
+
+def ran(log):
+    return [line.split("--")[-2] for line in log.read_text().split()] if log.exists() else []
+
+
+def test_max_dollars_stops_launching_units_and_a_rerun_with_more_budget_runs_only_the_rest(tmp_path):
+    suite, log, agent = scripted(tmp_path)
+    evals = {"evals": [{"id": n, "prompt": f"Make {n} fast.", "task": f"{n}.py"} for n in ("a", "b", "c")]}
+    (suite / "evals.json").write_text(json.dumps(evals))
+    out = tmp_path / "out"
+    results = run_eval(str(suite / "evals.json"), [agent], out=out, device="cpu", max_dollars=0.9)
+    assert ran(log) == ["a_a", "b_b"]  # $0.50 after a is under 0.9; $1.00 after b is not: c never starts
+    statuses = {u["task"]: u["status"] for u in results["units"]}
+    assert statuses == {"a_a": "done", "b_b": "done", "c_c": "skipped-for-budget"}
+    (group,) = results["aggregates"]
+    assert (group["units"], group["correct"], group["totals"]["dollars"]) == (2, 0, 1.0)  # skipped: not a failure
+    assert [r["status"] for r in csv.DictReader((out / "results.csv").open())][-1] == "skipped-for-budget"
+    assert 'id="skipped"' in (out / "report.html").read_text()
+    prompt = (out / "runs" / next(p.name for p in (out / "runs").iterdir() if "--a_a--" in p.name) / "prompt.txt")
+    assert prompt.read_text().startswith("Make a fast.") and "candidate.py" in prompt.read_text()
+    again = run_eval(str(suite / "evals.json"), [agent], out=out, device="cpu", max_dollars=2.0)
+    assert ran(log) == ["a_a", "b_b", "c_c"] and again["aggregates"][0]["units"] == 3
+
+
+def test_an_eval_killed_mid_unit_resumes_and_redoes_only_the_missing_units(tmp_path):
+    suite, log, agent = scripted(tmp_path)
+    (tmp_path / "block").write_text("")
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "kernelwright", "eval", "--suite", str(suite), "--agent", agent, "--out",
+               str(out), "--device", "cpu"]
+    proc = subprocess.Popen(command, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while ran(log) != ["a", "b"]:
+            assert proc.poll() is None and time.monotonic() < deadline, "the eval never reached unit b"
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the eval and the agent it is waiting on, mid-unit
+        proc.wait()
+    assert [p.name.split("--")[-2] for p in (out / "units").glob("*.json")] == ["a"]
+    assert not (out / "results.json").exists()
+    (tmp_path / "block").unlink()
+    results = run_eval(str(suite), [agent], out=out, device="cpu")
+    assert ran(log) == ["a", "b", "b", "c"]  # a was not run again; b, killed half-way, was
+    assert {u["task"]: u["resumed"] for u in results["units"]} == {"a": True, "b": False, "c": False}
