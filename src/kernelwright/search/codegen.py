@@ -525,75 +525,85 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
 
     pair = _online_pair(reductions, level, by_name, is_col)
 
+    def level_todo(p: int, online: bool) -> list[Node]:
+        """The reductions accumulated in level ``p``'s pass (the online pair's sum rides on level 1)."""
+        return [n for n in reductions if level[n.name] == p and not (online and n is pair[1])]
+
+    def accumulate(p: int, todo: list[Node], online: bool, span: str = "0, n_cols") -> list[str]:
+        """One pass over the columns in ``range(span, BLOCK)`` accumulating ``todo`` per lane, then the
+        lanes reduced to one value per row. ``online``: softmax's sum of exp(v - max v) is kept beside the
+        running max and rescaled when the max grows, so it needs no pass of its own."""
+        out: list[str] = []
+        pair_here = online and p == 1
+        for n in todo:
+            if n.op in ("sum",):
+                out.append(f"{n.name}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
+                out.append(f"{n.name}_err = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
+            else:
+                out.append(f"{n.name}_acc = tl.full([ROWS, BLOCK], {identity[n.op]}, dtype=tl.float32)")
+                if n.op in ("argmax", "argmin"):
+                    out.append(f"{n.name}_idx = tl.zeros([ROWS, BLOCK], dtype=tl.int64)")
+        if pair_here:
+            out.append(f"{pair[1].name}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
+        out.append(f"for start in range({span}, BLOCK):")
+        body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
+                "mask = row_mask[:, None] & col_mask[None, :]"]
+        scope = dict(env)
+        emit_cols([n.args[0] for n in todo], body, scope)
+        if pair_here:
+            m, sm = pair[0].name, pair[1].name
+            v = f"tl.where(mask, {reduce_operand(pair[0], scope)}, float(\"-inf\"))"
+            body += [f"{m}_new = tl.maximum({m}_acc, {v}, propagate_nan=tl.PropagateNan.ALL)",
+                     f"{sm}_acc = {sm}_acc * tl.where({m}_new == float(\"-inf\"), 0.0, tl.exp({m}_acc - {m}_new)) "
+                     f"+ tl.where({m}_new == float(\"-inf\"), 0.0, tl.exp({v} - {m}_new))"]
+        for n in todo:
+            v = f"tl.where(mask, {reduce_operand(n, scope)}, {identity[n.op]})"
+            if n.op == "sum":
+                body += _sum_step(n.name, v)
+            elif n.op in ("max", "min"):
+                body.append(f"{n.name}_acc = tl.{'maximum' if n.op == 'max' else 'minimum'}({n.name}_acc, {v}, "
+                            "propagate_nan=tl.PropagateNan.ALL)")
+            else:
+                cmp = ">" if n.op == "argmax" else "<"
+                body.append(f"{n.name}_val = {v}")
+                body.append(f"{n.name}_take = ({n.name}_val {cmp} {n.name}_acc) | (({n.name}_val != {n.name}_val) "
+                            f"& ({n.name}_acc == {n.name}_acc))  # strict: the first index (first NaN) wins")
+                body.append(f"{n.name}_acc = tl.where({n.name}_take, {n.name}_val, {n.name}_acc)")
+                body.append(f"{n.name}_idx = tl.where({n.name}_take, cols[None, :] + tl.zeros([ROWS, BLOCK], "
+                            f"dtype=tl.int64), {n.name}_idx)")
+        out += ["    " + b for b in body]
+        for n in todo:
+            if n.op == "sum":  # the lanes' sums, less what each lost, then a tree sum over the lanes
+                out.append(f"{n.name} = tl.sum({n.name}_acc - {n.name}_err, axis=1)[:, None]")
+            elif n.op in ("max", "min"):
+                out.append(f"{n.name} = tl.where(tl.max(({n.name}_acc != {n.name}_acc).to(tl.int32), axis=1)"
+                           f"[:, None] > 0, float(\"nan\"), tl.{n.op}({n.name}_acc, axis=1)[:, None])")
+            else:
+                best = "tl.max" if n.op == "argmax" else "tl.min"
+                # a lane that met a NaN keeps its first one; the first over lanes is torch's answer
+                out.append(f"{n.name}_nan = tl.min(tl.where({n.name}_acc != {n.name}_acc, {n.name}_idx, n_cols), "
+                           "axis=1)[:, None]")
+                out.append(f"{n.name}_best = {best}({n.name}_acc, axis=1)[:, None]")
+                out.append(f"{n.name} = tl.where({n.name}_nan < n_cols, {n.name}_nan, tl.min(tl.where("
+                           f"{n.name}_acc == {n.name}_best, {n.name}_idx, n_cols), axis=1)[:, None])")
+            env[n.name] = n.name
+            done.add(n.name)
+        if pair_here:
+            m, sm = pair[0].name, pair[1].name
+            out.append(f"{sm} = tl.sum(tl.where({m}_acc == float(\"-inf\"), 0.0, "
+                       f"{sm}_acc * tl.exp({m}_acc - {m})), axis=1)[:, None]")
+            env[sm] = sm
+            done.add(sm)
+        return out
+
     def passes(online: bool) -> list[str]:
-        """Pass p accumulates the reductions of level p. ``online``: softmax's sum of exp(v - max v) is
-        kept beside the running max and rescaled when the max grows, so it needs no pass of its own."""
+        """Pass p accumulates the reductions of level p, then the row values they make available."""
         out: list[str] = []
         emit_rows(0, out)
         for p in range(1, depth + 1):
-            todo = [n for n in reductions if level[n.name] == p and not (online and n is pair[1])]
-            if not todo:
-                emit_rows(p, out)
-                continue
-            for n in todo:
-                if n.op in ("sum",):
-                    out.append(f"{n.name}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
-                    out.append(f"{n.name}_err = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
-                else:
-                    out.append(f"{n.name}_acc = tl.full([ROWS, BLOCK], {identity[n.op]}, dtype=tl.float32)")
-                    if n.op in ("argmax", "argmin"):
-                        out.append(f"{n.name}_idx = tl.zeros([ROWS, BLOCK], dtype=tl.int64)")
-            if online and p == 1:
-                out.append(f"{pair[1].name}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
-            out.append("for start in range(0, n_cols, BLOCK):")
-            body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
-                    "mask = row_mask[:, None] & col_mask[None, :]"]
-            scope = dict(env)
-            emit_cols([n.args[0] for n in todo], body, scope)
-            if online and p == 1:
-                m, sm = pair[0].name, pair[1].name
-                v = f"tl.where(mask, {reduce_operand(pair[0], scope)}, float(\"-inf\"))"
-                body += [f"{m}_new = tl.maximum({m}_acc, {v}, propagate_nan=tl.PropagateNan.ALL)",
-                         f"{sm}_acc = {sm}_acc * tl.where({m}_new == float(\"-inf\"), 0.0, tl.exp({m}_acc - {m}_new)) "
-                         f"+ tl.where({m}_new == float(\"-inf\"), 0.0, tl.exp({v} - {m}_new))"]
-            for n in todo:
-                v = f"tl.where(mask, {reduce_operand(n, scope)}, {identity[n.op]})"
-                if n.op == "sum":
-                    body += _sum_step(n.name, v)
-                elif n.op in ("max", "min"):
-                    body.append(f"{n.name}_acc = tl.{'maximum' if n.op == 'max' else 'minimum'}({n.name}_acc, {v}, "
-                                "propagate_nan=tl.PropagateNan.ALL)")
-                else:
-                    cmp = ">" if n.op == "argmax" else "<"
-                    body.append(f"{n.name}_val = {v}")
-                    body.append(f"{n.name}_take = ({n.name}_val {cmp} {n.name}_acc) | (({n.name}_val != {n.name}_val) "
-                                f"& ({n.name}_acc == {n.name}_acc))  # strict: the first index (first NaN) wins")
-                    body.append(f"{n.name}_acc = tl.where({n.name}_take, {n.name}_val, {n.name}_acc)")
-                    body.append(f"{n.name}_idx = tl.where({n.name}_take, cols[None, :] + tl.zeros([ROWS, BLOCK], "
-                                f"dtype=tl.int64), {n.name}_idx)")
-            out += ["    " + b for b in body]
-            for n in todo:
-                if n.op == "sum":  # the lanes' sums, less what each lost, then a tree sum over the lanes
-                    out.append(f"{n.name} = tl.sum({n.name}_acc - {n.name}_err, axis=1)[:, None]")
-                elif n.op in ("max", "min"):
-                    out.append(f"{n.name} = tl.where(tl.max(({n.name}_acc != {n.name}_acc).to(tl.int32), axis=1)"
-                               f"[:, None] > 0, float(\"nan\"), tl.{n.op}({n.name}_acc, axis=1)[:, None])")
-                else:
-                    best = "tl.max" if n.op == "argmax" else "tl.min"
-                    # a lane that met a NaN keeps its first one; the first over lanes is torch's answer
-                    out.append(f"{n.name}_nan = tl.min(tl.where({n.name}_acc != {n.name}_acc, {n.name}_idx, n_cols), "
-                               "axis=1)[:, None]")
-                    out.append(f"{n.name}_best = {best}({n.name}_acc, axis=1)[:, None]")
-                    out.append(f"{n.name} = tl.where({n.name}_nan < n_cols, {n.name}_nan, tl.min(tl.where("
-                               f"{n.name}_acc == {n.name}_best, {n.name}_idx, n_cols), axis=1)[:, None])")
-                env[n.name] = n.name
-                done.add(n.name)
-            if online and p == 1:
-                m, sm = pair[0].name, pair[1].name
-                out.append(f"{sm} = tl.sum(tl.where({m}_acc == float(\"-inf\"), 0.0, "
-                           f"{sm}_acc * tl.exp({m}_acc - {m})), axis=1)[:, None]")
-                env[sm] = sm
-                done.add(sm)
+            todo = level_todo(p, online)
+            if todo:
+                out += accumulate(p, todo, online)
             emit_rows(p, out)
         return out
 
