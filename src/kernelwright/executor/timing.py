@@ -1,0 +1,56 @@
+"""One benchmark at a time per physical GPU, across every kernelwright process on the host.
+
+Compiles and correctness runs of several workers may share a GPU; a timing may not: another kernel on
+the same GPU during a timed region changes the number. ``timing_lock(device)`` is an exclusive
+``flock`` on a file named after the physical GPU (its entry in ``CUDA_VISIBLE_DEVICES`` when the
+process is pinned, its index otherwise), so a worker pinned to GPU 3 and an unpinned one timing
+``cuda:3`` wait for each other. The kernel releases a flock when its holder dies: a killed worker
+never leaves a GPU locked. On the CPU (interpreter timings mean nothing) there is no lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import re
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+LOCK_DIR_ENV = "KERNELWRIGHT_LOCK_DIR"
+
+
+def lock_dir() -> Path:
+    folder = Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / "kernelwright-gpu-locks")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def physical_gpu(device: str) -> str | None:
+    """The physical GPU behind ``cuda``/``cuda:N`` in this process (None on the CPU)."""
+    if not device.startswith("cuda"):
+        return None
+    index = int(device.split(":")[1]) if ":" in device else 0
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if "CUDA_VISIBLE_DEVICES" in os.environ and index < len(visible):
+        return visible[index]
+    return str(index)
+
+
+@contextmanager
+def timing_lock(device: str) -> Iterator[float]:
+    """Hold the GPU's timing lock for the block; yields the seconds spent waiting for it."""
+    gpu = physical_gpu(device)
+    if gpu is None:
+        yield 0.0
+        return
+    path = lock_dir() / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu)}.lock"
+    started = time.monotonic()
+    with open(path, "a+") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield time.monotonic() - started
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
