@@ -423,6 +423,52 @@ def e2e(
     raise typer.Exit(1 if check and not check["passed"] else 0)
 
 
+@app.command("profile")
+def profile_(
+    model: str = typer.Option("qwen3", help="llama or qwen3 (random weights, with --size), or a transformers config "
+                                            "file or model directory"),
+    size: str = typer.Option("small", help="small (CPU-friendly) or 8b-shape (Llama-3-8B / Qwen3-8B shapes)"),
+    phase: str = typer.Option("prefill", help="prefill (one forward over the prompt) or decode (one token "
+                                              "against a KV cache of --seq tokens)"),
+    batch: int = typer.Option(1, help="sequences per step"),
+    seq: Optional[int] = typer.Option(None, help="prompt tokens (default: 32 small, 2048 8b-shape)"),
+    dtype: Optional[str] = typer.Option(None, help="bfloat16 (GPU default), float16 or float32 (CPU default)"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    layers: Optional[int] = typer.Option(None, help="override the number of decoder layers"),
+    steps: Optional[int] = typer.Option(None, help="profiled warm steps (default 10 on a GPU, 3 on the CPU)"),
+    top: int = typer.Option(15, help="rows shown (the JSON has all) and tasks emitted at most"),
+    out: Path = typer.Option(Path("runs/profile"), help="directory for profile.json and trace.json (Chrome trace)"),
+    emit_tasks: Optional[Path] = typer.Option(None, "--emit-tasks", help="write a task file per top memory-bound "
+                                                                         "module here"),
+    compare: Optional[tuple[Path, Path]] = typer.Option(None, "--compare", help="A.json B.json: per op, time "
+                                                                                 "before and after (runs nothing)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.profile/1)"),
+    wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
+) -> None:
+    """Profile a model's prefill or decode: every op attributed to the module that issued it, ranked by what the
+    model would gain if it ran at the measured roofline. Exit 0, 2 usage error."""
+    from kernelwright.profile.report import render_compare, render_profile
+    from kernelwright.profile.run import compare_files, profile_model
+
+    try:
+        if compare:
+            diff = compare_files(*compare)
+            if as_json:
+                print(json.dumps(diff["rows"], indent=2))
+            else:
+                render_compare(console, diff["rows"], diff["before"], diff["after"], top=max(top, 1), wide=wide)
+            return
+        result, _ = profile_model(model, size, phase=phase, batch=batch, seq=seq, dtype=dtype, device=device,
+                                  layers=layers, steps=steps, out=out, emit_tasks=emit_tasks, top=top,
+                                  progress=lambda line: errors.print(line, style="dim", markup=False, highlight=False))
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2, default=str))
+    else:
+        render_profile(console, result.as_json(), top=top, wide=wide)
+
+
 @app.command("eval")
 def eval_(
     suite: str = typer.Option(..., help="bundled, a directory of task files, or a KernelBench level directory"),
