@@ -471,7 +471,8 @@ def profile_(
 
 @app.command("eval")
 def eval_(
-    suite: str = typer.Option(..., help="bundled, a directory of task files, or a KernelBench level directory"),
+    suite: str = typer.Option(..., help="bundled, a directory of task files, a KernelBench level directory, or an "
+                                        "Agent Skills evals.json (or a skill folder holding evals/evals.json)"),
     agent: list[str] = typer.Option(..., help="offline, an LLM agent of optimize, or 'cmd:TEMPLATE' (an external "
                                              "coding agent; {prompt}, {task}, {workspace} are filled in); repeatable"),
     skill: Optional[list[str]] = typer.Option(None, help="cmd agents: a bundled skill installed in the workspace, or "
@@ -483,6 +484,8 @@ def eval_(
                                                            "(default 30)"),
     only: Optional[list[str]] = typer.Option(None, help="only these tasks: file names without .py or KernelBench "
                                                         "numbers (repeatable)"),
+    kinds: Optional[list[str]] = typer.Option(None, help="only tasks of this kind: memory-bound, compute-bound or "
+                                                         "unknown, by FLOPs per byte (repeatable)"),
     max_dollars: Optional[float] = typer.Option(None, help="start no unit once the recorded cost reaches this many "
                                                            "dollars (the rest are listed as skipped-for-budget)"),
     as_json: bool = typer.Option(False, "--json", help="print results.json (schema kernelwright.eval/1)"),
@@ -496,7 +499,7 @@ def eval_(
     log = errors if as_json else console
     try:
         results = run_eval(suite, agent, skills=skill, runs=runs, out=out, device=device, minutes=max_minutes,
-                           only=only, max_dollars=max_dollars,
+                           only=only, kinds=kinds, max_dollars=max_dollars,
                            report=lambda msg: log.log(msg, highlight=False, markup=False))
     except KernelwrightError as exc:
         _fail_usage(exc)

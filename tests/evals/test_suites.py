@@ -58,3 +58,39 @@ def test_an_evals_file_that_is_not_json_is_a_usage_error(tmp_path):
     path.write_text("{'single': 'quotes'}")
     with pytest.raises(UsageError, match="not valid JSON"):
         suite_cases(str(path))
+
+
+MATMUL = """import torch
+import torch.nn as nn
+N = {n}
+M = {m}
+
+
+class Model(nn.Module):
+    def forward(self, a, b):
+        return a @ b
+
+
+def get_inputs():
+    return [torch.randn(N, N), torch.randn(N, M)]
+
+
+def get_init_inputs():
+    return []
+"""
+NOT_ON_META = MATMUL.replace("return a @ b", "return a * float(a.sum().item())")
+
+
+def test_kinds_keep_memory_bound_tasks_by_flops_per_byte(tmp_path):
+    (tmp_path / "1_Square_matmul.py").write_text(MATMUL.format(n=1024, m=1024))  # ~170 FLOP/byte
+    (tmp_path / "2_Matvec.py").write_text(MATMUL.format(n=1024, m=1))  # ~0.5 FLOP/byte
+    (tmp_path / "3_Item.py").write_text(NOT_ON_META.format(n=8, m=8))  # .item() cannot run on meta
+    shutil.copyfile(SUITE_DIR / "gelu.py", tmp_path / "4_gelu.py")  # no FLOPs PyTorch counts
+    names = lambda kinds: [c.name for c in suite_cases(str(tmp_path), kinds=kinds)]  # noqa: E731
+    assert names(["memory-bound"]) == ["2_Matvec", "4_gelu"]
+    assert names(["compute-bound"]) == ["1_Square_matmul"]
+    assert names(["unknown", "compute-bound"]) == ["1_Square_matmul", "3_Item"]
+    with pytest.raises(UsageError, match="not a kind"):
+        suite_cases(str(tmp_path), kinds=["memory"])
+    with pytest.raises(UsageError, match="matching --only and --kinds"):
+        suite_cases(str(tmp_path), ["1"], kinds=["memory-bound"])

@@ -254,8 +254,9 @@ def skipped_section(results: dict[str, Any]) -> str:
     rows = ["".join([text(u["agent"]), text(u["skill"]), text(u["task"]), num(u["run"], "int"),
                      text(u.get("status"), "skip"), text(u.get("note"))]) for u in skipped]
     return ("<h2>Not run</h2>" + table("skipped", ("agent", "skill", "task", "run", "status", "note"), rows)
-            + '<p class="note">Not failures: these units were never launched; rerun with the same --out and a '
-              "larger --max-dollars to run them.</p>")
+            + '<p class="note">No verdict on any kernel: these units never started (skipped-for-budget) or did not '
+              "finish (a dead worker, an error in kernelwright). A rerun with the same --out runs them (give a "
+              "budget skip a larger --max-dollars).</p>")
 
 
 def render(results: dict[str, Any]) -> str:

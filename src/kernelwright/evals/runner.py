@@ -140,7 +140,7 @@ def environment(device: str) -> dict[str, Any]:
 
 def run_eval(suite: str, agents: list[str], *, skills: list[str] | None = None, runs: int = 1,
              out: str | Path = "kernelwright-evals", device: str = "auto", minutes: float | None = None,
-             only: list[str] | None = None, max_dollars: float | None = None,
+             only: list[str] | None = None, kinds: list[str] | None = None, max_dollars: float | None = None,
              report: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
     """Run every unit not already stored under ``out``; write results.csv, results.json and report.html;
     return the results. Once the recorded dollars reach ``max_dollars`` no further unit starts: the rest
@@ -151,7 +151,7 @@ def run_eval(suite: str, agents: list[str], *, skills: list[str] | None = None, 
         raise UsageError(f"--max-dollars must be zero or more, not {max_dollars}.")
     check_agents(agents)
     chosen = check_skills(skills or [])
-    cases = suite_cases(suite, only)
+    cases = suite_cases(suite, only, kinds)
     for case in cases:
         load_task(case.path)  # a broken task file is a usage error before any unit runs
     device = resolve_device(device)

@@ -13,6 +13,10 @@ leading ``evals/`` is also read from the skill folder above it), or kernelwright
 told, followed by where to leave its candidate; its other files are copied into the agent's workspace.
 ``expected_output`` and ``assertions`` are kept in the results for the record: the verdict is kernelwright's
 verifier and bench, never a string assertion.
+
+``--kinds memory-bound`` (or ``compute-bound``) keeps the tasks of that kind: one whose FLOPs per byte at
+its first benchmark shape and dtype (counted on PyTorch's meta device: no memory, no compute) fall below
+``RIDGE_FLOP_PER_BYTE`` is memory-bound; a task whose Model cannot run on the meta device is ``unknown``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,11 @@ from kernelwright.errors import UsageError
 from kernelwright.tasks import bundled_names, resolve
 
 EVAL_FILE = Path("evals") / "evals.json"
+KINDS = ("memory-bound", "compute-bound", "unknown")
+# an H100's FP32 peak over its memory bandwidth (~67 TFLOP/s / 3.35 TB/s; an H200's is lower): an op under
+# it cannot be compute-bound in FP32, KernelBench's dtype. PyTorch's counter counts matmul-like FLOPs only,
+# so pointwise ops, norms and reductions count 0 and land here too.
+RIDGE_FLOP_PER_BYTE = 20.0
 
 
 @dataclass(frozen=True)
@@ -52,8 +61,12 @@ def suite_tasks(suite: str, only: list[str] | None = None) -> list[Path]:
     return [case.path for case in suite_cases(suite, only)]
 
 
-def suite_cases(suite: str, only: list[str] | None = None) -> list[Case]:
-    """The cases of ``suite``, filtered by ``only`` (names, file names without .py, or KernelBench numbers)."""
+def suite_cases(suite: str, only: list[str] | None = None, kinds: list[str] | None = None) -> list[Case]:
+    """The cases of ``suite``, filtered by ``only`` (names, file names without .py, or KernelBench numbers)
+    and by ``kinds`` (memory-bound, compute-bound, unknown)."""
+    unknown = sorted(set(kinds or ()) - set(KINDS))
+    if unknown:
+        raise UsageError(f"--kinds {', '.join(unknown)} is not a kind; choose from {', '.join(KINDS)}.")
     path = Path(suite)
     if suite == "bundled":
         cases = [Case(name, resolve(name)) for name in bundled_names()]
@@ -69,10 +82,43 @@ def suite_cases(suite: str, only: list[str] | None = None) -> list[Case]:
     if only:
         wanted = set(only)
         cases = [c for c in cases if c.name in wanted or c.path.stem in wanted or _number(c.name) in wanted]
+    if kinds:
+        cases = [c for c in cases if task_kind(c.path) in kinds]
     if not cases:
-        raise UsageError(f"suite {suite!r} has no task files{' matching --only' if only else ''}; check the path "
-                         "and the filter.")
+        filters = " and ".join(f for f, on in (("--only", only), ("--kinds", kinds)) if on)
+        raise UsageError(f"suite {suite!r} has no task files{f' matching {filters}' if filters else ''}; check the "
+                         "path and the filter.")
     return cases
+
+
+def task_kind(path: Path) -> str:
+    """memory-bound or compute-bound by FLOPs per byte at the task's first benchmark shape and dtype."""
+    intensity = flops_per_byte(path)
+    if intensity is None:
+        return "unknown"
+    return "memory-bound" if intensity < RIDGE_FLOP_PER_BYTE else "compute-bound"
+
+
+def flops_per_byte(path: Path) -> float | None:
+    import torch
+
+    from kernelwright.bench import roofline
+    from kernelwright.tasks.task import instantiate, load_task
+
+    task = load_task(path)
+    dtype = getattr(torch, task.dtype_names[0])
+    try:
+        with torch.device("meta"):
+            inputs, init = instantiate(task.load(), {**task.knobs, **task.bench_shapes[0]})
+            model = task.load().Model(*init).to(dtype)
+            inputs = [x.to(dtype) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in inputs]
+            outputs = model(*inputs)
+        outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
+        nbytes = roofline.minimal_bytes(inputs, outputs, model.parameters())
+        flops = roofline.count_flops(model, inputs, "meta")
+    except Exception:  # noqa: BLE001 -- a Model that cannot run on meta is of unknown kind, not an error
+        return None
+    return flops / nbytes if nbytes else None
 
 
 def _task_files(folder: Path) -> list[Path]:
