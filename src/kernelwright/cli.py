@@ -488,6 +488,12 @@ def eval_(
                                                          "unknown, by FLOPs per byte (repeatable)"),
     max_dollars: Optional[float] = typer.Option(None, help="start no unit once the recorded cost reaches this many "
                                                            "dollars (the rest are listed as skipped-for-budget)"),
+    executor: str = typer.Option("local", help="where units run: local (slots on this host) or ray[:ADDRESS] (a Ray "
+                                               "cluster; pip install 'kernelwright[ray]')"),
+    gpus: Optional[str] = typer.Option(None, help="local executor: the GPUs to use, e.g. 0,1 (default every visible "
+                                                  "GPU); each unit is pinned to one"),
+    workers: Optional[int] = typer.Option(None, help="local executor: units at once (default one per GPU, 1 on the "
+                                                     "CPU); extra workers share GPUs, their benchmarks take turns"),
     as_json: bool = typer.Option(False, "--json", help="print results.json (schema kernelwright.eval/1)"),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
@@ -499,7 +505,7 @@ def eval_(
     log = errors if as_json else console
     try:
         results = run_eval(suite, agent, skills=skill, runs=runs, out=out, device=device, minutes=max_minutes,
-                           only=only, kinds=kinds, max_dollars=max_dollars,
+                           only=only, kinds=kinds, max_dollars=max_dollars, executor=executor, gpus=gpus, workers=workers,
                            report=lambda msg: log.log(msg, highlight=False, markup=False))
     except KernelwrightError as exc:
         _fail_usage(exc)

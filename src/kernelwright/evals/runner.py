@@ -20,6 +20,8 @@ from kernelwright.run import entry
 from kernelwright.tasks.task import load_task
 
 from kernelwright.evals.external import run_cmd_agent
+from kernelwright.executor import make_executor
+from kernelwright.executor.eval_units import run_units
 from kernelwright.evals.metrics import aggregates, bench_speedups, roofline_pct, skill_lifts
 from kernelwright.evals.suites import Case, suite_cases
 
@@ -113,8 +115,9 @@ def run_optimize_unit(unit: dict[str, Any], out: Path, *, device: str, minutes: 
     return found
 
 
-def run_unit(unit: dict[str, Any], out: Path, *, device: str, minutes: float | None) -> dict[str, Any]:
-    work = out / "runs" / unit["key"]
+def run_unit(unit: dict[str, Any], out: Path, *, device: str, minutes: float | None,
+             work: Path | None = None) -> dict[str, Any]:
+    work = work or out / "runs" / unit["key"]  # an executor's worker passes its own folder
     if unit["agent"].startswith("cmd:"):
         timeout = 60 * (minutes if minutes else DEFAULT_CMD_MINUTES)
         case = unit["case"]
@@ -141,7 +144,8 @@ def environment(device: str) -> dict[str, Any]:
 def run_eval(suite: str, agents: list[str], *, skills: list[str] | None = None, runs: int = 1,
              out: str | Path = "kernelwright-evals", device: str = "auto", minutes: float | None = None,
              only: list[str] | None = None, kinds: list[str] | None = None, max_dollars: float | None = None,
-             report: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+             report: Callable[[str], None] = lambda _: None, executor: str = "local", gpus: str | None = None,
+             workers: int | None = None) -> dict[str, Any]:
     """Run every unit not already stored under ``out``; write results.csv, results.json and report.html;
     return the results. Once the recorded dollars reach ``max_dollars`` no further unit starts: the rest
     are listed as skipped-for-budget (not failures, not stored: a rerun with a larger budget runs them)."""
@@ -155,25 +159,12 @@ def run_eval(suite: str, agents: list[str], *, skills: list[str] | None = None, 
     for case in cases:
         load_task(case.path)  # a broken task file is a usage error before any unit runs
     device = resolve_device(device)
+    # units run concurrently on the executor's slots, each claimed and stored once (executor/eval_units.py)
+    pool = make_executor(executor, device=device, gpus=gpus, workers=workers)
     out = Path(out)
     (out / "units").mkdir(parents=True, exist_ok=True)
-    units: list[dict[str, Any]] = []
     plan = unit_plan(agents, chosen, cases, runs)
-    for i, unit in enumerate(plan, 1):
-        stored = out / "units" / f"{unit['key']}.json"
-        if stored.is_file():
-            units.append({"status": DONE, **json.loads(stored.read_text()), "resumed": True})
-            report(f"[{i}/{len(plan)}] {unit['key']}: stored, skipped")
-            continue
-        spent = recorded_dollars(units)
-        if max_dollars is not None and spent >= max_dollars:
-            units.append(skipped_for_budget(unit, spent, max_dollars))
-            report(f"[{i}/{len(plan)}] {unit['key']}: not started, ${spent:.4f} spent of ${max_dollars:.4f}")
-            continue
-        report(f"[{i}/{len(plan)}] {unit['key']}: running")
-        result = run_unit(unit, out, device=device, minutes=minutes)
-        write_atomic(stored, json.dumps(result, indent=2, default=str))
-        units.append({**result, "resumed": False})
+    units = run_units(plan, out, pool, device=device, minutes=minutes, max_dollars=max_dollars, report=report)
     return write_results(out, suite, agents, chosen, runs, max_dollars, device, cases, units)
 
 
