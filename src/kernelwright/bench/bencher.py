@@ -32,6 +32,7 @@ from typing import Any
 
 from kernelwright.bench import baselines, roofline
 from kernelwright.errors import UsageError
+from kernelwright.executor.timing import timing_lock
 from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import fit_budget
@@ -116,14 +117,17 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
     if device.startswith("cuda"):
         from kernelwright.bench.device import profile
 
-        ceilings = profile(device)
+        with timing_lock(device):  # measured ceilings are timings too
+            ceilings = profile(device)
         result.ceilings = {"copy_gbps": ceilings.copy_gbps, "read_gbps": ceilings.read_gbps,
                            "matmul_tflops": ceilings.matmul_tflops}
     plan = [{"id": f"shape-{i}", "knobs": s, "dtype": dtype, "seeds": [secrets.randbits(31) for _ in range(8)],
              "check_seed": secrets.randbits(31)} for i, s in enumerate(shapes)]
-    outcome = run_worker({"mode": "bench", "candidate": str(candidate_path.resolve()), "task": str(task_obj.path),
-                          "shapes": plan, "warmup_ms": warmup_ms, "rep_ms": rep_ms, "baselines": kinds},
-                         device=device, limits=limits, progress=progress, job_bytes=job_bytes(task_obj, shapes, dtype))
+    with timing_lock(device):  # no other kernelwright process times on this GPU meanwhile (executor/timing.py)
+        outcome = run_worker({"mode": "bench", "candidate": str(candidate_path.resolve()),
+                              "task": str(task_obj.path), "shapes": plan, "warmup_ms": warmup_ms, "rep_ms": rep_ms,
+                              "baselines": kinds}, device=device, limits=limits, progress=progress,
+                             job_bytes=job_bytes(task_obj, shapes, dtype))
     if not outcome.ok:
         result.failures.append({"check": outcome.reason, "message": outcome.message})
         result.log_tail = outcome.log_tail
