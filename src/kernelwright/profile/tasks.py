@@ -35,14 +35,15 @@ class Emitted:
 
 
 def emit_tasks(result, capture, out: Path, *, top: int = 3) -> Emitted:
-    """Write a task file for each of the ``top`` memory-bound leaf modules, ranked by savings."""
+    """Write a task file for each of the ``top`` leaf modules bound by memory or launches (not compute), ranked
+    by savings: a fused kernel is what helps those."""
     out.mkdir(parents=True, exist_ok=True)
     emitted = Emitted()
     for target in result.targets:
         if len(emitted.written) >= top:
             break
         cls = target["module_class"]
-        if not target["leaf"] or target["bound"] != "memory":
+        if not target["leaf"] or target["bound"] not in ("memory", "launch"):
             continue
         try:
             source = task_source(capture.instances[cls], capture.signatures[cls], target, result)
