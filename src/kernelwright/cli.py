@@ -519,11 +519,13 @@ def eval_(
 
 @app.command("report")
 def report_(
-    eval_dir: Path = typer.Argument(..., help="an eval's --out folder (holding results.json)"),
-    out: Optional[Path] = typer.Option(None, "--out", help="the HTML file to write (default EVAL_DIR/report.html)"),
+    eval_dir: Path = typer.Argument(..., metavar="EVAL_DIR|RUN_DIR", help="an eval's --out folder (results.json) "
+                                                                         "or an optimize run's (run.sqlite)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="the HTML file to write (default DIR/report.html)"),
 ) -> None:
-    """Write the eval's HTML report: one self-contained file (inline CSS and SVG, nothing fetched). Exit 2 when
-    EVAL_DIR holds no eval results."""
+    """Write the HTML report of an eval (leaderboard, fast_p, cost, tasks, skill lift, each run) or of one optimize
+    run (trajectory, lineage, rejections): one self-contained file, inline CSS and SVG, nothing fetched. Exit 2
+    when the folder holds neither."""
     from kernelwright.evals.report import write_report
 
     try:

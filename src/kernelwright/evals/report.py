@@ -3,8 +3,9 @@
 ``kernelwright report EVAL_DIR [--out FILE.html]`` writes it (default ``EVAL_DIR/report.html``), and every
 ``kernelwright eval`` writes it at the end. Sections: the leaderboard per (agent, skill), fast_p against
 eager and compile (table and curves), cost against quality, the task x (agent, skill) grid of verdicts and
-speedups, the skill lift with its spread over runs, every unit with its verdict, and the units a budget
-skipped. Every number cell carries its raw value in ``data-value`` so a reader (or a test) can check it
+speedups, the skill lift with its spread over runs, every unit with its verdict, the units that did not
+run, and per optimize unit its run (``run_report.py``: trajectory, lineage, rejections). Given an optimize
+run directory instead, ``report`` writes that run's page. Every number cell carries its raw value in ``data-value`` so a reader (or a test) can check it
 against results.json; every string from the results goes through ``html.escape``.
 """
 
@@ -41,7 +42,8 @@ def esc(value: Any) -> str:
 def load_results(eval_dir: str | Path) -> dict[str, Any]:
     path = Path(eval_dir) / "results.json"
     if not path.is_file():
-        raise UsageError(f"{eval_dir} has no results.json; pass the --out folder of a `kernelwright eval` run.")
+        raise UsageError(f"{eval_dir} has neither results.json nor run.sqlite; pass the --out folder of a "
+                         "`kernelwright eval` or `kernelwright optimize` run.")
     try:
         results = json.loads(path.read_text())
     except ValueError as exc:
@@ -51,12 +53,18 @@ def load_results(eval_dir: str | Path) -> dict[str, Any]:
     return results
 
 
-def write_report(eval_dir: str | Path, out: str | Path | None = None) -> Path:
-    """Write the HTML report of the eval in ``eval_dir``; return its path."""
-    results = load_results(eval_dir)
-    path = Path(out) if out else Path(eval_dir) / "report.html"
+def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
+    """Write the HTML report of the eval (results.json) or optimize run (run.sqlite) in ``folder``; its path."""
+    from kernelwright.evals.run_report import is_run_dir, render_run_page
+
+    folder = Path(folder)
+    if not (folder / "results.json").is_file() and is_run_dir(folder):
+        page = render_run_page(folder)
+    else:
+        page = render(load_results(folder))
+    path = Path(out) if out else folder / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, render(results))
+    write_atomic(path, page)
     return path
 
 
@@ -259,9 +267,27 @@ def skipped_section(results: dict[str, Any]) -> str:
               "budget skip a larger --max-dollars).</p>")
 
 
+def runs_section(results: dict[str, Any]) -> str:
+    """Each optimize unit's run: trajectory, lineage and rejections, folded (a cmd agent's unit has no store)."""
+    from kernelwright.evals.run_report import is_run_dir, load_run, render_run_section
+
+    parts = []
+    for u in results.get("units", []):
+        if u.get("status", "done") != "done" or not u.get("out") or not is_run_dir(u["out"]):
+            continue
+        title = f"{u['agent']} / {u['skill']} / {u['task']} / run {u['run']}"
+        try:
+            section = render_run_section(load_run(u["out"]), title)
+        except UsageError as exc:  # a damaged store costs its section, not the report
+            section = f'<p class="note">{esc(exc)}</p>'
+        parts.append(f"<details><summary>{esc(title)}</summary>{section}</details>")
+    return "<h2>Optimize runs</h2>" + "".join(parts) if parts else ""
+
+
 def render(results: dict[str, Any]) -> str:
     body = "".join([header(results), leaderboard(results), fast_p_section(results), cost_section(results),
-                    grid_section(results), lift_section(results), units_section(results), skipped_section(results)])
+                    grid_section(results), lift_section(results), units_section(results), skipped_section(results),
+                    runs_section(results)])
     title = esc(f"kernelwright eval: {results.get('suite')}")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{CSS}</style></head><body>{body}</body></html>\n")
@@ -298,12 +324,12 @@ def _y(value: float, y_max: float) -> float:
 
 
 def line_chart(title: str, x_label: str, y_label: str, series: list[tuple[str, list[tuple[float, Any]]]], *,
-               x_max: float, chart_id: str) -> str:
-    parts = _frame(title, x_label, y_label, chart_id, x_max, 1.0)
+               x_max: float, chart_id: str, y_max: float = 1.0) -> str:
+    parts = _frame(title, x_label, y_label, chart_id, x_max, y_max)
     for i, (name, points) in enumerate(series):
         color = PALETTE[i % len(PALETTE)]
         known = [(x, y) for x, y in points if y is not None]
-        coords = " ".join(f"{_x(x, x_max):.1f},{_y(y, 1.0):.1f}" for x, y in known)
+        coords = " ".join(f"{_x(x, x_max):.1f},{_y(y, y_max):.1f}" for x, y in known)
         parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}">'
                      f"<title>{esc(name)}</title></polyline>")
         parts.append(f'<text x="{W - 16}" y="{40 + 14 * i}" text-anchor="end" fill="{color}">{esc(name)}</text>')
