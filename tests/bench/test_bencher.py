@@ -56,15 +56,16 @@ def test_the_worker_memory_estimate_is_the_rotation_of_input_sets_at_the_shape()
     assert rotation_sets(2**32) == 1 and rotation_sets(ROTATION_BYTES // 2) == 2
 
 
-def test_a_benchmark_size_recheck_is_judged_from_the_host_as_the_verifier_does(monkeypatch):
+def test_a_benchmark_size_recheck_is_judged_streamed_by_rows_as_the_verifier_does(monkeypatch):
     from kernelwright.bench import bencher
+    from kernelwright.verify import verifier
 
     calls = []
-    real = bencher.reference_outputs
+    real = verifier.row_slices
     monkeypatch.setattr(bencher, "HOST_JUDGE_BYTES", 0)  # every shape counts as benchmark size
-    monkeypatch.setattr(bencher, "reference_outputs",
-                        lambda case, device, on_host=False: calls.append(on_host) or real(case, device, on_host=on_host))
+    monkeypatch.setattr(verifier, "row_slices", lambda case, device, shaped: calls.append(case.label) or real(case, device, shaped))
     good = bench("rmsnorm", EXAMPLES / "rmsnorm.py", device="cpu")
-    assert good.ok and good.rows[0]["recheck"]["passed"] and calls == [True]
+    assert good.ok and good.rows[0]["recheck"]["passed"] and calls == ["recheck"]
+    assert set(good.as_json()["phases"]) == {"ceilings", "worker", "judge"}
     bad = bench("rmsnorm", CORPUS / "cheat_returns_constant.py", device="cpu")
-    assert not bad.ok and bad.failures[0]["check"].startswith("recheck_") and calls == [True, True]
+    assert not bad.ok and bad.failures[0]["check"].startswith("recheck_") and calls == ["recheck", "recheck"]

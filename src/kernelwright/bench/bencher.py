@@ -38,8 +38,8 @@ from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import fit_budget
 from kernelwright.tasks.task import candidate_file, Task, load_task
 from kernelwright.verify import checks, memory, tolerance
-from kernelwright.verify.inputs import build_case, reference_outputs
-from kernelwright.verify.verifier import HOST_JUDGE_BYTES
+from kernelwright.verify.inputs import build_case
+from kernelwright.verify.verifier import HOST_JUDGE_BYTES, judge_outputs
 
 SCHEMA = "kernelwright.bench/1"
 CPU_BUDGET = 2**12
@@ -60,6 +60,7 @@ class BenchResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
     log_tail: str = ""
     seconds: float = 0.0
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase: where a slow bench went
 
     @property
     def ok(self) -> bool:
@@ -73,7 +74,8 @@ class BenchResult:
         return {"schema": SCHEMA, "ok": self.ok, "task": self.task, "candidate": self.candidate,
                 "device": self.device, "timings_meaningful": self.timings_meaningful,
                 "environment": self.environment, "ceilings": self.ceilings, "failures": self.failures,
-                "rows": self.rows, "log_tail": self.log_tail, "seconds": round(self.seconds, 3)}
+                "rows": self.rows, "log_tail": self.log_tail, "seconds": round(self.seconds, 3),
+                "phases": {k: round(v, 1) for k, v in self.phases.items()}}
 
 
 def speedups(timings: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -121,6 +123,7 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
             ceilings = profile(device)
         result.ceilings = {"copy_gbps": ceilings.copy_gbps, "read_gbps": ceilings.read_gbps,
                            "matmul_tflops": ceilings.matmul_tflops}
+    result.phases["ceilings"] = time.monotonic() - started
     plan = [{"id": f"shape-{i}", "knobs": s, "dtype": dtype, "seeds": [secrets.randbits(31) for _ in range(8)],
              "check_seed": secrets.randbits(31)} for i, s in enumerate(shapes)]
     with timing_lock(device):  # no other kernelwright process times on this GPU meanwhile (executor/timing.py)
@@ -128,6 +131,7 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
                               "task": str(task_obj.path), "shapes": plan, "warmup_ms": warmup_ms, "rep_ms": rep_ms,
                               "baselines": kinds}, device=device, limits=limits, progress=progress,
                              job_bytes=job_bytes(task_obj, shapes, dtype))
+    result.phases["worker"] = time.monotonic() - started - sum(result.phases.values())
     if not outcome.ok:
         result.failures.append({"check": outcome.reason, "message": outcome.message})
         result.log_tail = outcome.log_tail
@@ -140,6 +144,7 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
         result.failures += row.pop("failures")
         result.rows.append(row)
     result.seconds = time.monotonic() - started
+    result.phases["judge"] = result.seconds - sum(result.phases.values())
     return result
 
 
@@ -168,20 +173,15 @@ def job_bytes(task: Task, shapes: list[dict], dtype: str) -> int:
 
 def _row(task: Task, module, spec: dict, raw: dict, outs: list, dtype: str, device: str, ceilings) -> dict:
     """One shape's numbers: re-check, roofline, ratios, and the flags a suspicious timing raises. ``outs``
-    are on the host; a benchmark-size recheck is judged as the verifier judges one: its reference computed
-    in slices of rows where the op allows, gathered on the host, compared on the device a slice at a time."""
+    are on the host; the re-check's inputs are drawn on the device, as the worker drew them, and judged as the
+    verifier judges a case (a benchmark-size one streamed by rows where the op allows)."""
     check = build_case(module, case_id=spec["id"], label="recheck", knobs=spec["knobs"], dtype=dtype,
-                       distribution="task", seed=spec["check_seed"], model_seed=spec["seeds"][0])
+                       distribution="task", seed=spec["check_seed"], model_seed=spec["seeds"][0], device=device)
     on_host = memory.tensor_bytes(check.inputs) > HOST_JUDGE_BYTES
     if not on_host:
         outs = [o.to(device) for o in outs]
-    refs, eagers = reference_outputs(check, device, on_host=on_host)
-    failures = checks.check_structure(outs, eagers)
-    stats: list[dict] = []
-    if not failures:
-        failures, stats = checks.check_values(outs, refs, eagers,
-                                              tolerance.for_dtype(dtype, atol=task.atol, rtol=task.rtol), device)
-    del refs
+    failures, stats = judge_outputs(check, outs, tolerance.for_dtype(dtype, atol=task.atol, rtol=task.rtol),
+                                    device, on_host)
     found = [{**f.as_dict(), "check": "recheck_" + f.check, "knobs": spec["knobs"]} for f in failures]
     timed = raw["timed"]
     timings = {name: t["events"] for name, t in timed.items()}
@@ -193,7 +193,9 @@ def _row(task: Task, module, spec: dict, raw: dict, outs: list, dtype: str, devi
                       "message": f"the candidate's device-synchronised time per call ({wall['candidate']:.4f} ms) is "
                                  f"far above both its event time ({cand_ms:.4f} ms) and its launch time "
                                  f"({launch:.4f} ms): work escapes the timed stream"})
-    nbytes = roofline.minimal_bytes(check.inputs, eagers, check.model.parameters())
+    out_bytes = memory.output_bytes(check)  # the task's outputs, not the candidate's: those could be anything
+    nbytes = roofline.minimal_bytes(check.inputs, [], check.model.parameters()) + (
+        roofline.tensor_bytes(outs) if out_bytes is None else out_bytes)
     flops = roofline.count_flops(check.model, check.inputs, device)
     gbps = roofline.achieved_gbps(nbytes, cand_ms)
     tflops = flops / (cand_ms * 1e-3) / 1e12 if cand_ms > 0 else 0.0

@@ -27,14 +27,23 @@ def fraction_of(achieved: float, ceiling: float | None) -> float | None:
 
 def count_flops(model, inputs, device: str) -> int:
     """FLOPs PyTorch's flop counter attributes to one forward (matmul-like ops; it counts no pointwise
-    or reduction work, so memory-bound ops report 0)."""
+    or reduction work, so memory-bound ops report 0). Counted on the meta device (shapes only, no memory,
+    no compute: a multi-GB input costs nothing); on ``device`` when the Model cannot run there."""
+    import copy
+
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        model.to(device)(*[x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs])
-    return int(counter.get_total_flops())
+    def counted(where: str) -> int:
+        counter = FlopCounterMode(display=False)
+        with torch.no_grad(), counter:
+            copy.deepcopy(model).to(where)(*[x.to(where) if isinstance(x, torch.Tensor) else x for x in inputs])
+        return int(counter.get_total_flops())
+
+    try:
+        return counted("meta")
+    except Exception:  # noqa: BLE001 -- data-dependent code (``.item()``, ``nonzero``) needs real values
+        return counted(device)
 
 
 LAUNCH_BOUND_MS = 0.005  # below ~5 µs of ideal work, launch overhead dominates any kernel

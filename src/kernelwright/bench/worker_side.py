@@ -35,7 +35,7 @@ def run_bench(job: dict, model_new_cls, build_model, device: str, scratch: str, 
     for shape in job["shapes"]:
         def make(seed: int, label: str):
             return build_case(module, case_id=shape["id"], label=label, knobs=shape["knobs"], dtype=shape["dtype"],
-                              distribution="task", seed=seed, model_seed=shape["seeds"][0])
+                              distribution="task", seed=seed, model_seed=shape["seeds"][0], device=device)
 
         first = make(shape["seeds"][0], "bench")
         set_bytes = sum(x.numel() * x.element_size() for x in first.inputs if isinstance(x, torch.Tensor))

@@ -64,54 +64,60 @@ def redraw(x, distribution: str, generator, dtype: str = "float32"):
     if distribution == "task":
         return x
     shape = x.shape
+    on = {"device": generator.device}  # drawn where the generator lives: on a GPU, no host round trip
     if distribution == "normal":
-        return torch.randn(shape, generator=generator)
+        return torch.randn(shape, generator=generator, **on)
     if distribution == "uniform":
-        return torch.rand(shape, generator=generator) * 2 - 1
+        return torch.rand(shape, generator=generator, **on) * 2 - 1
     if distribution == "heavy_tailed":
         # Student-t with 3 degrees of freedom: normal over the square root of a scaled chi-square.
-        z = torch.randn(shape, generator=generator)
-        chi = torch.randn((3, *shape), generator=generator).pow(2).sum(0) / 3
+        z = torch.randn(shape, generator=generator, **on)
+        chi = torch.randn((3, *shape), generator=generator, **on).pow(2).sum(0) / 3
         return z / chi.clamp_min(1e-3).sqrt()
     if distribution == "small":  # where an epsilon inside a norm stops being negligible
-        return torch.randn(shape, generator=generator) * 1e-3
+        return torch.randn(shape, generator=generator, **on) * 1e-3
     if distribution == "large":
-        return torch.randn(shape, generator=generator) * 100
+        return torch.randn(shape, generator=generator, **on) * 100
     if distribution == "extreme":
-        return torch.randn(shape, generator=generator) * (torch.finfo(getattr(torch, dtype)).max ** 0.5 / 4)
+        return torch.randn(shape, generator=generator, **on) * (torch.finfo(getattr(torch, dtype)).max ** 0.5 / 4)
     if distribution == "special":
-        x = torch.randn(shape, generator=generator)
-        pick = torch.rand(shape, generator=generator)
+        x = torch.randn(shape, generator=generator, **on)
+        pick = torch.rand(shape, generator=generator, **on)
         x[pick < 0.01] = float("nan")
         x[(pick >= 0.01) & (pick < 0.02)] = float("inf")
         x[(pick >= 0.02) & (pick < 0.03)] = float("-inf")
         # at 1% each a small fuzz shape would often draw none: every tensor gets at least one of each
         flat = x.view(-1)
-        at = torch.randperm(flat.numel(), generator=generator)[:3]
-        flat[at] = torch.tensor([float("nan"), float("inf"), float("-inf")])[:len(at)]
+        at = torch.randperm(flat.numel(), generator=generator, **on)[:3]
+        flat[at] = torch.tensor([float("nan"), float("inf"), float("-inf")], **on)[:len(at)]
         return x
     raise ValueError(f"unknown distribution {distribution!r}; known: {', '.join(DISTRIBUTIONS + FUZZ_DISTRIBUTIONS)}")
 
 
 def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str, int], dtype: str,
                distribution: str, seed: int, model_seed: int | None = None,
-               init_override: dict[int, Any] | None = None) -> Case:
+               init_override: dict[int, Any] | None = None, device: str = "cpu") -> Case:
     """Inputs drawn from ``seed``; Model's parameters from ``model_seed`` (default: ``seed``), so several
     input sets can share one model. ``init_override`` replaces constructor arguments by position; the
-    task's Model raising on them raises here."""
+    task's Model raising on them raises here.
+
+    ``device``: where the inputs are drawn and stay (the Model stays on the CPU). Drawing a multi-GB input
+    on the host takes seconds per GB; on a GPU it is free, and two processes drawing from the same seed on
+    the same kind of device get the same tensors (the bench's worker and its parent's re-check do)."""
     import torch
 
     torch.manual_seed(seed)
-    inputs, init_inputs = instantiate(module, knobs)
+    with torch.device(device):
+        inputs, init_inputs = instantiate(module, knobs)
     for position, value in (init_override or {}).items():
         init_inputs[position] = value
-    generator = torch.Generator().manual_seed(seed + 1)
+    generator = torch.Generator(device).manual_seed(seed + 1)
     torch_dtype = getattr(torch, dtype)
     cast = []
     for x in inputs:
         if isinstance(x, torch.Tensor) and x.is_floating_point():
-            x = redraw(x.cpu().float(), distribution, generator, dtype).to(torch_dtype).contiguous()
-        cast.append(x.cpu() if isinstance(x, torch.Tensor) else x)
+            x = redraw(x.to(device).float(), distribution, generator, dtype).to(torch_dtype).contiguous()
+        cast.append(x.to(device) if isinstance(x, torch.Tensor) else x)
     model_seed = seed if model_seed is None else model_seed
     torch.manual_seed(model_seed)
     model = module.Model(*init_inputs).to(torch_dtype).eval()

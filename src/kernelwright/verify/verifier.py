@@ -273,7 +273,7 @@ def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: T
         entry["outputs"] = stats
         # Each variant input set (same shape, new values, later in the same process) is judged on its own.
         for variant, outs in zip(case.variants, runs[REPEATS:]):
-            more = _judge_variant(variant, outs, base, device, on_host)
+            more, _ = judge_outputs(variant, outs, base, device, on_host)
             for f in more:
                 f.message = f"on a new input set of the same shape (call {REPEATS + case.variants.index(variant) + 1}): " + f.message
                 f.details["variant_seed"] = variant.seed
@@ -286,20 +286,22 @@ def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: T
     return entry
 
 
-def _judge_variant(variant: Case, outs: list, base: tolerance.Tolerance, device: str, on_host: bool) -> list:
-    """The structure and value failures of the candidate's outputs on a variant input set, judged as its case
-    is (streamed by rows when it is benchmark-size and its rows are independent)."""
-    if on_host and rows_independent(variant, device):
-        shaped = outline(variant, device)
-        more = checks.check_structure(outs, shaped)
-        if not more:
-            more, _, _ = checks.check_values_in_rows([outs], row_slices(variant, device, shaped), base, device)
-        return more
-    v_refs, v_eagers = reference_outputs(variant, device, on_host=on_host)
-    more = checks.check_structure(outs, v_eagers)
-    if not more:
-        more, _ = checks.check_values(outs, v_refs, v_eagers, base, device)
-    return more
+def judge_outputs(case: Case, outs: list, base: tolerance.Tolerance, device: str, on_host: bool) -> tuple[list, list]:
+    """(structure and value failures, per-output statistics) of one run's outputs on ``case``, judged as
+    ``_judge`` judges a case: streamed by rows when it is benchmark-size (``on_host``) and its rows are
+    independent, else against the whole reference. Variant input sets and the bench's re-check use it."""
+    if on_host and rows_independent(case, device):
+        shaped = outline(case, device)
+        failures = checks.check_structure(outs, shaped)
+        if failures:
+            return failures, []
+        failures, stats, _ = checks.check_values_in_rows([outs], row_slices(case, device, shaped), base, device)
+        return failures, stats
+    refs, eagers = reference_outputs(case, device, on_host=on_host)
+    failures = checks.check_structure(outs, eagers)
+    if failures:
+        return failures, []
+    return checks.check_values(outs, refs, eagers, base, device)
 
 
 def _skipped(result: VerifyResult, case: Case, entry: dict, exc: BaseException) -> dict:
