@@ -122,12 +122,35 @@ def test_one_run_says_plainly_that_the_lift_has_no_spread(tmp_path):
     assert results["lifts"][0]["correct_rate"]["n"] == 1
 
 
-def test_the_report_needs_no_matplotlib_and_a_cpu_eval_says_it_is_untimed(tmp_path, monkeypatch):
+def test_pngs_of_fast_p_and_cost_are_written_beside_the_results_when_matplotlib_is_there(tmp_path):
+    pytest.importorskip("matplotlib")
+    out, _ = eval_dir(tmp_path, runs=1)
+    for name in ("fast_p.png", "cost_quality.png"):
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_without_matplotlib_the_report_still_draws_its_charts_and_no_png_is_written(tmp_path, monkeypatch):
+    for name in [m for m in sys.modules if m == "matplotlib" or m.startswith("matplotlib.")]:
+        monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # any import of it now fails
-    results = {"schema": "kernelwright.eval/1", "suite": "s", "runs": 1, "units": [], "aggregates": [],
-               "environment": {"device": "cpu", "timings_meaningful": False}}
-    page = render(results)
-    assert 'id="untimed"' in page and 'id="no-lift"' in page and "No unit was timed" in page
+    out, results = eval_dir(tmp_path, runs=1)
+    page = parsed(out / "report.html")
+    assert {"svg", "polyline", "circle"} <= set(page.tags) and len(page.rows("leaderboard")) == 3
+    assert not list(out.glob("*.png"))
+    untimed = render({"schema": "kernelwright.eval/1", "suite": "s", "runs": 1, "units": [], "aggregates": [],
+                      "environment": {"device": "cpu", "timings_meaningful": False}})
+    assert 'id="untimed"' in untimed and 'id="no-lift"' in untimed and "No unit was timed" in untimed
+
+
+def test_every_inline_chart_is_well_formed_svg(tmp_path):
+    import re
+    import xml.etree.ElementTree as ET
+
+    out, _ = eval_dir(tmp_path)
+    charts = re.findall(r"<svg.*?</svg>", (out / "report.html").read_text(), flags=re.S)
+    assert len(charts) == 3  # fast_p vs eager, vs compile, cost against quality
+    for chart in charts:
+        assert ET.fromstring(chart).tag.endswith("svg")
 
 
 def test_report_command_writes_the_page_and_refuses_a_folder_without_results(tmp_path):

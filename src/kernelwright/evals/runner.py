@@ -181,6 +181,7 @@ def skipped_for_budget(unit: dict[str, Any], spent: float, max_dollars: float) -
 
 def write_results(out: Path, suite: str, agents: list[str], skills: list[str], runs: int, max_dollars: float | None,
                   device: str, cases: list[Case], units: list[dict[str, Any]]) -> dict[str, Any]:
+    from kernelwright.evals.plots import write_pngs
     from kernelwright.evals.report import write_report
 
     done = [u for u in units if u["status"] == DONE]
@@ -191,6 +192,7 @@ def write_results(out: Path, suite: str, agents: list[str], skills: list[str], r
     write_atomic(out / "results.json", json.dumps(results, indent=2, default=str))
     write_csv(out / "results.csv", units)
     write_report(out)
+    write_pngs(results, out)
     return results
 
 
