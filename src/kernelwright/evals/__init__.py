@@ -1,19 +1,27 @@
 """Evals: the same suite of tasks through several agents (and skills), scored by our verifier and bench.
 
-``kernelwright eval --suite SUITE --agent A [--agent B ...] [--skill NAME|none ...] [--runs N] --out DIR``
+``kernelwright eval --suite SUITE --agent A [--agent B ...] [--skill NAME|none ...] [--runs N] --out DIR
+[--only ...] [--kinds memory-bound] [--max-dollars X]``; ``kernelwright report EVAL_DIR|RUN_DIR``.
+
+Suites (``suites.py``): ``bundled``, a directory of task files (a KernelBench level), or an Agent Skills
+``evals.json`` (cases with prompt, files, assertions; a cmd: agent is told the case's prompt).
 
 A unit is one (agent, skill, task, run). Each finished unit is stored as ``OUT/units/<key>.json``
 (written atomically); a rerun with the same ``--out`` skips stored units, so a killed eval resumes.
 Agents: ``offline`` and every LLM agent of ``optimize`` (their skill column reads ``builtin``: they
 take no installed skill), and ``cmd:TEMPLATE`` (``evals/external.py``), run once per ``--skill``.
 
-``OUT/results.csv``: one row per unit (``runner.COLUMNS``). ``OUT/results.json``, schema
+``OUT/results.csv``: one row per unit (``runner.COLUMNS``). ``OUT/report.html``: the page of ``report.py``
+(and ``fast_p.png``, ``cost_quality.png`` with matplotlib). ``OUT/results.json``, schema
 ``kernelwright.eval/1``::
 
     schema       "kernelwright.eval/1"
-    suite, agents, skills, runs
+    suite, agents, skills, runs, max_dollars (null: no budget)
+    cases[]      an evals.json suite's cases: name, task_path, prompt, files, expected_output, assertions
     environment  device, kernelwright, torch, triton, python, platform, timings_meaningful
     units[]      agent, skill, task, task_path, run, out, resumed (read from OUT/units this time),
+                 status         "done"; "skipped-for-budget" (never started: the recorded dollars had reached
+                                --max-dollars) or "<kind>-failure" (did not finish): no verdict, not in aggregates
                  correct        verified by kernelwright (an agent's own claims count for nothing)
                  timings_meaningful  false on a CPU: the speedups and roofline are then null
                  speedup_eager, speedup_compile  geomean over the final bench's shapes of the
@@ -28,6 +36,9 @@ take no installed skill), and ``cmd:TEMPLATE`` (``evals/external.py``), run once
                                 fast_p); null when no unit was timed
                  geomean_speedup_*, median_speedup_*  over correct, timed units
                  mean_roofline_pct, totals {tokens_in, ..., wall_s} (null when any unit's is unknown)
+    lifts[]      per agent and skill with a no-skill counterpart: agent, skill, without ("none"), tasks, runs,
+                 correct_rate / fast_1_eager {n, min, median, max}: with minus without on the same tasks,
+                 one sample per run index (fast_1_eager null when untimed)
 """
 
 from kernelwright.evals.metrics import aggregate, aggregates, fast_p, geomean
