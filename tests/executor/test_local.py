@@ -1,0 +1,187 @@
+import json
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kernelwright.errors import UsageError
+from kernelwright.evals import run_eval
+from kernelwright.executor import INFRASTRUCTURE, ERROR, UnitStore, Work, execute, make_executor
+from kernelwright.executor import local
+from kernelwright.executor.base import Finished
+from kernelwright.executor.display import Board
+from kernelwright.executor.local import LocalExecutor, Slot, parse_gpus, plan_slots
+from kernelwright.executor.timing import physical_gpu, timing_lock
+from kernelwright.tasks.task import SUITE_DIR
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+GOOD = ROOT / "examples" / "gelu.py"
+# Leaves the given kernel in its first run (later runs leave nothing: one verification per eval keeps the test
+# fast) and logs when it ran, so a test can see overlap and count runs.
+AGENT = """import pathlib, shutil, sys, time
+ws, log = pathlib.Path(sys.argv[1]), sys.argv[2]
+start = time.time()
+time.sleep(1.0)
+if len(sys.argv) > 3 and ws.name.endswith("--r1"):
+    shutil.copyfile(sys.argv[3], ws / "candidate.py")
+with open(log, "a") as f:
+    f.write(f"{ws.name} {start} {time.time()}\\n")
+"""
+COMPARED = ("agent", "skill", "task", "run", "status", "correct", "timings_meaningful", "note")
+
+
+def suite_and_agents(tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    shutil.copyfile(SUITE_DIR / "gelu.py", suite / "gelu.py")
+    stub, log = tmp_path / "agent.py", tmp_path / "runs.log"
+    stub.write_text(AGENT)
+    good = f"cmd:{sys.executable} {stub} {{workspace}} {log} {GOOD}"
+    empty = f"cmd:{sys.executable} {stub} {{workspace}} {log}"
+    return suite, [good, empty], log
+
+
+def intervals(log: Path) -> list[tuple[str, float, float]]:
+    rows = [line.split() for line in log.read_text().splitlines()]
+    return [(name, float(a), float(b)) for name, a, b in rows]
+
+
+def overlapping(spans) -> bool:
+    spans = sorted(spans, key=lambda s: s[1])
+    return any(later[1] < earlier[2] for earlier, later in zip(spans, spans[1:]))
+
+
+def test_two_slots_score_a_suite_as_one_slot_does_concurrently_and_a_rerun_redoes_only_the_missing_unit(tmp_path):
+    suite, agents, log = suite_and_agents(tmp_path)
+    one = run_eval(str(suite), agents, runs=2, out=tmp_path / "one", device="cpu", minutes=2)
+    one_log = intervals(log)
+    log.unlink()
+    two = run_eval(str(suite), agents, runs=2, out=tmp_path / "two", device="cpu", minutes=2, workers=2)
+    assert [{k: u[k] for k in COMPARED} for u in two["units"]] == [{k: u[k] for k in COMPARED} for u in one["units"]]
+    assert [u["correct"] for u in two["units"]] == [True, False, False, False]
+    assert not overlapping(one_log) and overlapping(intervals(log))  # two slots really ran side by side
+    assert len(intervals(log)) == 4 and all(not u["resumed"] for u in two["units"])
+
+    # a lost result (a unit killed before it was stored) is the only one a rerun redoes
+    lost = next((tmp_path / "two" / "units").glob("cmd-*--none--gelu--r2.json"))
+    lost.unlink()
+    log.unlink()
+    again = run_eval(str(suite), agents, runs=2, out=tmp_path / "two", device="cpu", minutes=2, workers=2)
+    assert sorted(u["resumed"] for u in again["units"]) == [False, True, True, True]
+    assert len(intervals(log)) == 1 and lost.is_file()
+
+
+def test_a_dead_worker_is_an_infrastructure_failure_not_stored_while_the_other_units_are(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", f"{HERE}:{ROOT / 'src'}")
+    store = UnitStore(tmp_path / "units")
+    works = [Work("dies", "executor_helpers:die", {}, tmp_path / "runs" / "dies"),
+             Work("raises", "executor_helpers:broken", {}, tmp_path / "runs" / "raises"),
+             Work("fine", "executor_helpers:echo", {"value": 7}, tmp_path / "runs" / "fine")]
+    executor = LocalExecutor([Slot("gpu3", "3"), Slot("gpu5", "5")])  # pins work without a GPU: nothing uses CUDA
+    lines = []
+    try:
+        finished = execute(executor, works, store, report=lines.append, live=False)
+    finally:
+        executor.close()
+    assert finished["dies"].failure == INFRASTRUCTURE and "signal 9" in finished["dies"].message
+    assert finished["raises"].failure == ERROR and "kernelwright bug" in finished["raises"].message
+    assert finished["fine"].ok and store.load("fine")["value"] == 7
+    assert store.load("fine")["pin"] in ("3", "5")  # the worker process saw only its slot's GPU
+    assert not store.has("dies") and not store.has("raises")  # a rerun redoes exactly these
+    assert (tmp_path / "runs" / "fine" / "echo.txt").read_text() == "7"
+    assert any("infrastructure failure" in line for line in lines) and lines[-1].startswith("[3/3]")
+
+
+class Counting(LocalExecutor):
+    def __init__(self):
+        super().__init__([Slot("cpu0", None)])
+        self.ran = []
+
+    def submit(self, work, started=None):
+        self.ran.append(work.key)
+        return super().submit(work, started)
+
+
+def test_a_unit_claimed_by_another_process_is_waited_for_and_never_run_twice(tmp_path):
+    store = UnitStore(tmp_path / "units")
+    held = store.claim("shared")
+    assert held is not None and store.claim("shared") is None  # exclusive, even within one process
+
+    def other_driver():
+        time.sleep(0.5)
+        store.save("shared", {"value": "theirs"})
+        held.release()
+
+    thread = threading.Thread(target=other_driver)
+    thread.start()
+    executor = Counting()
+    works = [Work(k, "tests.executor.executor_helpers:echo", {"value": k}, tmp_path / k) for k in ("shared", "mine")]
+    sys.path.insert(0, str(HERE))
+    try:
+        works = [Work(w.key, "executor_helpers:echo", w.kwargs, w.out) for w in works]
+        finished = execute(executor, works, store, live=False)
+    finally:
+        sys.path.remove(str(HERE))
+        thread.join()
+        executor.close()
+    assert executor.ran == ["mine"] and set(finished) == {"mine"}
+    assert store.load("shared") == {"value": "theirs"} and store.load("mine")["value"] == "mine"
+    assert store.claim("shared") is not None  # the claim went with its holder
+
+
+def test_slots_are_one_per_gpu_pinned_and_extra_workers_share_gpus(monkeypatch):
+    monkeypatch.setattr(local, "visible_gpus", lambda: ["4", "6"])
+    assert parse_gpus(None, "cuda:0") == ["4", "6"] and parse_gpus("1", "cuda:0") == ["6"]
+    assert [(s.name, s.gpu) for s in plan_slots("cuda:0", ["4", "6"], None)] == [("gpu4", "4"), ("gpu6", "6")]
+    assert [s.gpu for s in plan_slots("cuda:0", ["4", "6"], 4)] == ["4", "6", "4", "6"]
+    assert [(s.name, s.gpu) for s in plan_slots("cpu", [], 3)] == [("cpu0", None), ("cpu1", None), ("cpu2", None)]
+    assert LocalExecutor(plan_slots("cpu", [], None)).inline  # one CPU slot runs in this process, as before
+    for bad in (lambda: parse_gpus("2", "cuda:0"), lambda: parse_gpus("a,b", "cuda:0"),
+                lambda: parse_gpus("0", "cpu"), lambda: plan_slots("cpu", [], 0),
+                lambda: make_executor("kubernetes", device="cpu")):
+        with pytest.raises(UsageError):
+            bad()
+
+
+def test_the_timing_lock_serialises_one_physical_gpu_and_leaves_others_and_the_cpu_free(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERNELWRIGHT_LOCK_DIR", str(tmp_path))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,2")
+    assert (physical_gpu("cuda:0"), physical_gpu("cuda:1"), physical_gpu("cpu")) == ("7", "2", None)
+    spans: dict[str, list[tuple[str, float, float]]] = {"cuda:0": [], "cuda:1": []}
+
+    def bench(device, who):
+        with timing_lock(device):
+            start = time.monotonic()
+            time.sleep(0.3)
+            spans[device].append((who, start, time.monotonic()))
+
+    threads = [threading.Thread(target=bench, args=(d, i)) for i in range(2) for d in ("cuda:0", "cuda:1")]
+    for t in threads:
+        t.start()
+    with timing_lock("cpu") as waited:  # no lock on the CPU
+        assert waited == 0.0
+    for t in threads:
+        t.join()
+    assert not overlapping(spans["cuda:0"]) and not overlapping(spans["cuda:1"])
+    assert overlapping([spans["cuda:0"][0], spans["cuda:1"][0]])  # different GPUs time side by side
+
+
+def test_the_board_counts_and_renders_workers_queue_and_rate():
+    lines = []
+    board = Board(3, 2, "local executor, 2 slot(s)", lines.append)
+    work = Work("unit-a", "m:f", {}, Path("x"))
+    board.start(work, "gpu0")
+    board.finish(Finished("unit-a", {"ok": 1}, where="gpu0", seconds=2.0))
+    board.start(Work("unit-b", "m:f", {}, Path("y")), "gpu1")
+    assert (board.done, board.queued, len(board.running)) == (1, 1, 1) and board.per_minute() > 0
+    assert lines[:2] == ["[0/3] unit-a: running on gpu0", "[1/3] unit-a: done on gpu0 in 2 s"]
+    from rich.console import Console
+
+    console = Console(width=150, record=True)
+    console.print(board.render())
+    text = console.export_text()
+    assert "unit-b" in text and "gpu1" in text and "queued 1" in text and "units/min" in text
