@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelwright.evals.metrics import BASELINES, FAST_P
+from kernelwright.evals.report import group_label
 
 
 def _pyplot():
@@ -41,7 +42,7 @@ def fast_p_curves(plt, groups: list[dict[str, Any]], path: Path) -> Path:
     for ax, baseline in zip(axes, BASELINES):
         for g in groups:
             ax.plot(FAST_P, [g[f"fast_p_{baseline}"][str(p)] or 0.0 for p in FAST_P], marker="o",
-                    label=f"{g['agent']} / {g['skill']}")
+                    label=group_label(g["agent"], g["skill"]))
         ax.set_title(f"fast_p vs {baseline}")
         ax.set_xlabel("p (speedup threshold)")
         ax.set_ylim(0, 1.05)
@@ -62,12 +63,12 @@ def cost_quality(plt, groups: list[dict[str, Any]], path: Path) -> Path:
         x, y = (g.get("totals") or {}).get(key), g.get("correct_rate")
         if x is None or y is None:
             continue
-        ax.scatter([x], [y], s=40)
-        ax.annotate(f"{g['agent']} / {g['skill']}", (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
+        ax.scatter([x], [y], s=40, alpha=0.8, label=group_label(g["agent"], g["skill"]))
     ax.set_xlabel(label)
     ax.set_ylabel("verified rate")
     ax.set_ylim(0, 1.05)
     ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

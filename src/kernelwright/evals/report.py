@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime
 import html
 import json
+import math
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -27,7 +28,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em auto;m
      padding:0 1em}
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.8em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
-th,td{border:1px solid #ddd;padding:.25em .55em;text-align:left;vertical-align:top}
+th,td{border:1px solid #ddd;padding:.25em .55em;text-align:left;vertical-align:top;max-width:28em;
+      overflow-wrap:anywhere}
 th{background:#f4f4f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
 td.ok{background:#e8f5e9}td.bad{background:#fdecea}td.skip{background:#f4f4f4;color:#777}
 .note{color:#555;font-size:.9em}.charts{display:flex;flex-wrap:wrap;gap:1.5em}
@@ -37,6 +39,11 @@ svg{background:#fff;border:1px solid #eee}svg text{font-size:11px;font-family:in
 
 def esc(value: Any) -> str:
     return html.escape(str(value), quote=True)
+
+
+def group_label(agent: str, skill: str, limit: int = 28) -> str:
+    """A chart label: a cmd: agent's whole command line would cover the chart (tables show it in full)."""
+    return f"{agent if len(agent) <= limit else agent[:limit - 1] + '…'} / {skill}"
 
 
 def load_results(eval_dir: str | Path) -> dict[str, Any]:
@@ -153,7 +160,7 @@ def fast_p_section(results: dict[str, Any]) -> str:
     timed = [g for g in groups if g.get("timings_meaningful")]
     if timed:
         charts = "".join(line_chart(f"fast_p vs {b}", "p (speedup threshold)", "fast_p",
-                                    [(f"{g['agent']} / {g['skill']}",
+                                    [(group_label(g["agent"], g["skill"]),
                                       [(p, g[f"fast_p_{b}"][str(p)]) for p in FAST_P]) for g in timed],
                                     x_max=max(FAST_P), chart_id=f"fastp-{b}") for b in ("eager", "compile"))
         charts = f'<div class="charts">{charts}</div>'
@@ -166,7 +173,7 @@ def cost_section(results: dict[str, Any]) -> str:
     groups = results.get("aggregates", [])
     by_dollars = groups and all((g.get("totals") or {}).get("dollars") is not None for g in groups)
     key, label = ("dollars", "dollars (total)") if by_dollars else ("wall_s", "wall time, s (total)")
-    points = [(f"{g['agent']} / {g['skill']}", (g.get("totals") or {}).get(key), g.get("correct_rate"))
+    points = [(group_label(g["agent"], g["skill"]), (g.get("totals") or {}).get(key), g.get("correct_rate"))
               for g in groups]
     points = [(name, x, y) for name, x, y in points if x is not None and y is not None]
     if not points:
@@ -295,55 +302,64 @@ def render(results: dict[str, Any]) -> str:
 
 # ---- inline SVG charts (no matplotlib, nothing fetched) -------------------------------------------
 
-W, H, PAD = 460, 300, 46
+W, H, PAD, RIGHT, TOP = 460, 300, 46, 24, 28  # the plot area; a legend row per series is added below
+LEGEND_ROW = 14
 
 
-def _frame(title: str, x_label: str, y_label: str, chart_id: str, x_max: float, y_max: float) -> list[str]:
-    parts = [f'<svg id="{esc(chart_id)}" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" '
-             f'viewBox="0 0 {W} {H}" role="img"><title>{esc(title)}</title>',
-             f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">{esc(title)}</text>',
-             f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - 12}" y2="{H - PAD}" stroke="#444"/>',
-             f'<line x1="{PAD}" y1="{H - PAD}" x2="{PAD}" y2="28" stroke="#444"/>',
-             f'<text x="{W / 2}" y="{H - 8}" text-anchor="middle">{esc(x_label)}</text>',
-             f'<text x="12" y="{H / 2}" text-anchor="middle" transform="rotate(-90 12 {H / 2})">{esc(y_label)}</text>']
-    for i in range(5):
-        fx, fy = i / 4, i / 4
-        x, y = _x(fx * x_max, x_max), _y(fy * y_max, y_max)
-        parts.append(f'<text x="{x:.1f}" y="{H - PAD + 14}" text-anchor="middle">{fx * x_max:.3g}</text>')
-        parts.append(f'<text x="{PAD - 4}" y="{y + 4:.1f}" text-anchor="end">{fy * y_max:.3g}</text>')
-        parts.append(f'<line x1="{PAD}" y1="{y:.1f}" x2="{W - 12}" y2="{y:.1f}" stroke="#eee"/>')
-    return parts
+def nice_max(value: float) -> float:
+    """The axis end: the smallest 1, 2, 2.5 or 5 x 10^k at or above ``value`` (ticks then read plainly)."""
+    if value <= 0:
+        return 1.0
+    scale = 10 ** math.floor(math.log10(value))
+    return next(step * scale for step in (1, 2, 2.5, 5, 10) if step * scale >= value)
 
 
 def _x(value: float, x_max: float) -> float:
-    return PAD + (W - 12 - PAD) * (value / x_max if x_max else 0)
+    return PAD + (W - RIGHT - PAD) * (value / x_max if x_max else 0)
 
 
 def _y(value: float, y_max: float) -> float:
-    return H - PAD - (H - PAD - 28) * (value / y_max if y_max else 0)
+    return H - PAD - (H - PAD - TOP) * (value / y_max if y_max else 0)
+
+
+def _frame(title: str, x_label: str, y_label: str, chart_id: str, x_max: float, y_max: float,
+           legend: list[str], x_ticks: list[float] | None = None) -> list[str]:
+    height = H + LEGEND_ROW * len(legend)
+    parts = [f'<svg id="{esc(chart_id)}" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" '
+             f'viewBox="0 0 {W} {height}" role="img"><title>{esc(title)}</title>',
+             f'<text x="{W / 2}" y="16" text-anchor="middle" font-weight="bold">{esc(title)}</text>',
+             f'<line x1="{PAD}" y1="{H - PAD}" x2="{W - RIGHT}" y2="{H - PAD}" stroke="#444"/>',
+             f'<line x1="{PAD}" y1="{H - PAD}" x2="{PAD}" y2="{TOP}" stroke="#444"/>',
+             f'<text x="{W / 2}" y="{H - 12}" text-anchor="middle">{esc(x_label)}</text>',
+             f'<text x="12" y="{H / 2}" text-anchor="middle" transform="rotate(-90 12 {H / 2})">{esc(y_label)}</text>']
+    for tick in x_ticks if x_ticks is not None else [i / 4 * x_max for i in range(5)]:
+        parts.append(f'<text x="{_x(tick, x_max):.1f}" y="{H - PAD + 14}" text-anchor="middle">{tick:.3g}</text>')
+    for i in range(5):
+        y = _y(i / 4 * y_max, y_max)
+        parts.append(f'<text x="{PAD - 4}" y="{y + 4:.1f}" text-anchor="end">{i / 4 * y_max:.3g}</text>')
+        parts.append(f'<line x1="{PAD}" y1="{y:.1f}" x2="{W - RIGHT}" y2="{y:.1f}" stroke="#eee"/>')
+    for i, name in enumerate(legend):  # below the plot: a legend inside it would cover curves at fast_p = 1
+        parts.append(f'<text x="{PAD}" y="{H + LEGEND_ROW * i + 4}" fill="{PALETTE[i % len(PALETTE)]}">'
+                     f"■ {esc(name)}</text>")
+    return parts
 
 
 def line_chart(title: str, x_label: str, y_label: str, series: list[tuple[str, list[tuple[float, Any]]]], *,
-               x_max: float, chart_id: str, y_max: float = 1.0) -> str:
-    parts = _frame(title, x_label, y_label, chart_id, x_max, y_max)
+               x_max: float, chart_id: str, y_max: float = 1.0, x_ticks: list[float] | None = None) -> str:
+    parts = _frame(title, x_label, y_label, chart_id, x_max, y_max, [name for name, _ in series], x_ticks)
     for i, (name, points) in enumerate(series):
-        color = PALETTE[i % len(PALETTE)]
         known = [(x, y) for x, y in points if y is not None]
         coords = " ".join(f"{_x(x, x_max):.1f},{_y(y, y_max):.1f}" for x, y in known)
-        parts.append(f'<polyline fill="none" stroke="{color}" stroke-width="2" points="{coords}">'
-                     f"<title>{esc(name)}</title></polyline>")
-        parts.append(f'<text x="{W - 16}" y="{40 + 14 * i}" text-anchor="end" fill="{color}">{esc(name)}</text>')
+        parts.append(f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" stroke-width="2" '
+                     f'points="{coords}"><title>{esc(name)}</title></polyline>')
     return "".join(parts) + "</svg>"
 
 
 def scatter_chart(title: str, x_label: str, y_label: str, points: list[tuple[str, float, float]],
                   chart_id: str) -> str:
-    x_max = max(x for _, x, _ in points) * 1.1 or 1.0
-    parts = _frame(title, x_label, y_label, chart_id, x_max, 1.0)
+    x_max = nice_max(max(x for _, x, _ in points))
+    parts = _frame(title, x_label, y_label, chart_id, x_max, 1.0, [name for name, _, _ in points])
     for i, (name, x, y) in enumerate(points):
-        color = PALETTE[i % len(PALETTE)]
-        cx, cy = _x(x, x_max), _y(y, 1.0)
-        parts.append(f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="5" fill="{color}"><title>{esc(name)}: '
-                     f"{esc(fmt(y, 'pct'))}</title></circle>")
-        parts.append(f'<text x="{cx + 7:.1f}" y="{cy - 6:.1f}" fill="{color}">{esc(name)}</text>')
+        parts.append(f'<circle cx="{_x(x, x_max):.1f}" cy="{_y(y, 1.0):.1f}" r="5" fill="{PALETTE[i % len(PALETTE)]}" '
+                     f'fill-opacity="0.8"><title>{esc(name)}: {esc(fmt(y, "pct"))}</title></circle>')
     return "".join(parts) + "</svg>"

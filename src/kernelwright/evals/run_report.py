@@ -9,6 +9,7 @@ eager's time over its time (> 1: faster). A run on a CPU times nothing: the traj
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 from pathlib import Path
@@ -84,7 +85,7 @@ def trajectory(candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def render_run_section(run: dict[str, Any], title: str) -> str:
-    from kernelwright.evals.report import esc, fmt, line_chart, num, table, text
+    from kernelwright.evals.report import esc, fmt, line_chart, nice_max, num, table, text
 
     anchor = re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-")  # ids of this section's tables and chart
     summary = run["summary"]
@@ -93,10 +94,12 @@ def render_run_section(run: dict[str, Any], title: str) -> str:
     points = trajectory(run["candidates"])
     if points:
         top = max(p["best_so_far"] for p in points)
+        every = max(1, math.ceil(len(points) / 8))  # whole-number ticks: a step is one timed candidate
         parts.append(line_chart("best speedup vs eager so far", "timed candidate", "speedup (x)",
-                                [("best so far", [(p["step"], p["best_so_far"]) for p in points]),
-                                 ("this candidate", [(p["step"], p["speedup_eager"]) for p in points])],
-                                x_max=float(len(points)), y_max=top * 1.1, chart_id=f"trajectory-{anchor}"))
+                                [("this candidate", [(p["step"], p["speedup_eager"]) for p in points]),
+                                 ("best so far", [(p["step"], p["best_so_far"]) for p in points])],
+                                x_max=float(len(points)), y_max=nice_max(top), chart_id=f"trajectory-{anchor}",
+                                x_ticks=list(range(0, len(points) + 1, every))))
         rows = ["".join([num(p["step"], "int"), text("" if p["round"] is None else p["round"]), text(p["candidate"]),
                          num(p["speedup_eager"], "x"), num(p["best_so_far"], "x")]) for p in points]
         parts.append(table(f"trajectory-table-{anchor}", ("step", "round", "candidate", "vs eager", "best so far"),
