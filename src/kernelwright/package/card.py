@@ -159,6 +159,9 @@ def render_card(*, name: str, repo_id: str, function: str, args: list[str], task
     if replaces:
         lines += [f"Replaces `{replaces}` in `transformers` models: layer `{layer}` (kernels mapping key "
                   f"`{layer_key}`).", ""]
+    else:
+        lines += ["Functions only: it has no layer to kernelize. The task names no `REPLACES` (the `transformers` "
+                  "class this op stands for), so there is no `layers` module; call the function directly.", ""]
     lines += ["## Verified on", "",
               "| device | arch | dtypes | shapes (knob ranges) | cases | result |", "|---|---|---|---|---|---|",
               *_verification_rows(verifications), ""]

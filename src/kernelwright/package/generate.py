@@ -290,13 +290,14 @@ def init_source(name: str, task_description: str, spec: OpSpec, has_layer: bool,
     fn = spec.op_name
     lines = [f'"""{name}: {task_description} (Triton, packaged and verified by kernelwright)."""', "",
              "import torch", "", "from . import op as _op  # registers the custom op", "from ._ops import ops"]
-    lines.append("from . import layers")
+    if has_layer:  # a functions-only repository (a task without REPLACES) has no layers module
+        lines.append("from . import layers")
     lines += ["", "", f"def {fn}({args}):",
               f'    """{task_description}. Arguments: the forward input(s) {", ".join(spec.inputs)}, then '
               f'{", ".join(spec.attrs) or "nothing else"}."""',
               f"    return ops.{fn}({args})", "", "",
-              f'__all__ = ["layers", "{fn}"]']
-    del has_layer, has_reference
+              "__all__ = [" + ", ".join(f'"{n}"' for n in (["layers"] if has_layer else []) + [fn]) + "]"]
+    del has_reference
     return "\n".join(lines) + "\n"
 
 

@@ -85,6 +85,26 @@ def describe_replaced(qualname: str, init_inputs: list[Any]) -> Replaced:
                     values=values, reference_source=source, reference_note=note)
 
 
+def describe_task_model(task_obj, init_inputs: list[Any]) -> Replaced:
+    """The task's own ``Model`` in place of a replaced class, for a task without ``REPLACES``: attributes map
+    onto it and its forward is the reference, but there is no layer (``layer_key`` is empty)."""
+    cls = task_obj.load().Model
+    try:
+        instance = cls(*init_inputs)
+    except Exception as exc:  # noqa: BLE001 -- the task's own Model must build from its own init inputs
+        raise UsageError(f"Task {task_obj.name}'s Model does not build from its get_init_inputs() "
+                         f"({type(exc).__name__}: {exc}); fix the task file.") from None
+    attributes = {name: "parameter" for name, _ in instance.named_parameters(recurse=False)}
+    attributes |= {name: "buffer" for name, _ in instance.named_buffers(recurse=False)}
+    values = {name: value for name, value in vars(instance).items()
+              if not name.startswith("_") and name != "training" and type(value) in (int, float, bool)}
+    attributes |= {name: "scalar" for name in values}
+    source, note = _reference_source(cls)
+    return Replaced(qualname=f"{task_obj.name}.Model", cls=cls, layer_key="", decorated=False,
+                    forward_params=list(inspect.signature(cls.forward).parameters.values())[1:],
+                    attributes=attributes, values=values, reference_source=source, reference_note=note)
+
+
 @functools.lru_cache(maxsize=None)  # called for every module of a model; parsing a class's source is slow
 def declared_layer_name(cls: type) -> str | None:
     """The name in ``@use_kernel_forward_from_hub("...")`` above the class in its source. transformers only

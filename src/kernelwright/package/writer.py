@@ -27,7 +27,8 @@ from kernelwright.hardware import resolve_device
 from kernelwright.package import card, cuda_candidate, cuda_repo, generate, repo_files
 from kernelwright.package.candidate import read_candidate
 from kernelwright.package.evidence import gather
-from kernelwright.package.replaced import BuiltIn, Replaced, built_in_values, describe_replaced, map_attributes
+from kernelwright.package.replaced import (BuiltIn, Replaced, built_in_values, describe_replaced, describe_task_model,
+                                           map_attributes)
 from kernelwright.sandbox.runner import Limits
 
 # kernels' KernelName rule (kernels._rust.KernelName): lowercase letters, digits and dashes.
@@ -105,10 +106,14 @@ def package(source: Path, *, name: str, out: Path, task: str | None = None, devi
     extension = cuda_candidate.read_extension(candidate) if candidate.kind == "cuda" else None
     shapes = _case_shapes(task_obj)
     init_values = dict(zip(candidate.init_params, shapes["init"]))
-    replaced = describe_replaced(task_obj.replaces, shapes["init"]) if task_obj.replaces else None
-    if replaced is None:
-        raise UsageError(f"Task {task_obj.name} has no REPLACES (the transformers class its kernel stands for); "
-                         "add `REPLACES = \"transformers.models....Class\"` to the task file to package a layer.")
+    # without REPLACES there is no layer: the task's own Model stands in for attribute names and the reference,
+    # and the repository ships the function only
+    functions_only = not task_obj.replaces
+    if functions_only and candidate.kind == "cuda":
+        raise UsageError(f"Task {task_obj.name} has no REPLACES, and a CUDA C++ candidate is packaged only as a layer; "
+                         "add `REPLACES = \"transformers.models....Class\"` to the task file.")
+    replaced = (describe_task_model(task_obj, shapes["init"]) if functions_only
+                else describe_replaced(task_obj.replaces, shapes["init"]))
     mapping = map_attributes(candidate, replaced, init_values)
     built_in = built_in_values(candidate, replaced, init_values, mapping)
     op_name = re.sub(r"\W", "_", task_obj.name.lower())
@@ -131,8 +136,9 @@ def package(source: Path, *, name: str, out: Path, task: str | None = None, devi
         return _write_source(out, files, evidence.plots, name=name, spec=spec, replaced=replaced,
                              verification=verification, op=call.function)
     files = _render(name=name, version=version, task_obj=task_obj, candidate=candidate, replaced=replaced,
-                    mapping=mapping, spec=spec, verification=verification, evidence=evidence, built_in=built_in)
-    return _write(out, files, evidence.plots, rust, name=name, spec=spec, replaced=replaced,
+                    mapping=mapping, spec=spec, verification=verification, evidence=evidence, built_in=built_in,
+                    functions_only=functions_only)
+    return _write(out, files, evidence.plots, rust, name=name, spec=spec, replaced=None if functions_only else replaced,
                   verification=verification)
 
 
@@ -228,7 +234,7 @@ def _tolerance(verification) -> dict[str, list[float]]:
 
 
 def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, spec, verification,
-            evidence, built_in: BuiltIn) -> dict[str, str]:
+            evidence, built_in: BuiltIn, functions_only: bool = False) -> dict[str, str]:
     module = name.replace("-", "_")
     unique = secrets.token_hex(4)[:7]  # random material: two packagings never share an ops namespace
     kernel_id = f"_{module}_cuda_{unique}"
@@ -239,11 +245,14 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
     fake = generate.fake_call(replaced, spec, mapping, built_in.guards)
     can_compile = fake is not None
     sources = {
-        "__init__.py": generate.init_source(name, task_obj.description or task_obj.name, spec, True, can_compile),
+        "__init__.py": generate.init_source(name, task_obj.description or task_obj.name, spec, not functions_only,
+                                            can_compile),
         "op.py": generate.op_source(candidate, spec, fake=fake),
-        "layers.py": generate.layer_source(replaced, spec, mapping, can_compile=can_compile, built_in=built_in.guards),
         "_support.py": generate.support_source(dtypes),
     }
+    if not functions_only:
+        sources["layers.py"] = generate.layer_source(replaced, spec, mapping, can_compile=can_compile,
+                                                     built_in=built_in.guards)
     if can_compile:
         sources["_reference.py"] = generate.reference_module(replaced)
     files: dict[str, str] = {}
@@ -261,8 +270,10 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
     # Its own pytest root: run from inside another project, pytest would otherwise adopt that project's config.
     files["pytest.ini"] = "[pytest]\ntestpaths = tests\n"
     files[f"tests/test_{module}.py"] = repo_files.tests_source(
-        replaces=replaced.qualname, layer=replaced.class_name, layer_key=replaced.layer_key, function=spec.op_name, op_attrs=op_attrs,
-        dtypes=dtypes, tolerance=_tolerance(verification), cases=cases)
+        replaces=None if functions_only else replaced.qualname, layer=replaced.class_name, layer_key=replaced.layer_key,
+        function=spec.op_name, op_attrs=op_attrs, dtypes=dtypes, tolerance=_tolerance(verification), cases=cases)
+    if functions_only:  # the generated tests' reference: the task file itself
+        files["tests/_task.py"] = task_obj.source
     gpu_cases = [c for c in cases if c["gpu_only"]] or cases
     files["benchmarks/benchmark.py"] = repo_files.benchmark_source(
         function=spec.op_name, op_attrs=op_attrs, dtype=dtypes[0], cases=gpu_cases,
@@ -270,21 +281,22 @@ def _render(*, name, version, task_obj, candidate, replaced: Replaced, mapping, 
     env = verification["environment"]
     versions = {"torch": env.get("torch"), "Triton": env.get("triton"), "CUDA": env.get("cuda", "– (verified on CPU)"),
                 "python": env.get("python"), "kernelwright": env.get("kernelwright")}
-    limits = _limits(task_obj, dtypes, verification, replaced, can_compile) + _built_in_limits(built_in)
+    limits = (_function_limits(dtypes, verification, can_compile) if functions_only else
+              _limits(task_obj, dtypes, verification, replaced, can_compile) + _built_in_limits(built_in))
     provenance = {"task": f"{task_obj.name} ({task_obj.path.name})", "candidate": candidate.path.name,
                   "run directory": str(evidence.run_dir) if evidence.run_dir else "none (a single candidate file)",
                   "ops namespace": f"torch.ops.{kernel_id} on CUDA builds of torch", **{
                       f"note {i + 1}": n for i, n in enumerate(evidence.notes)}}
+    layer = {"replaces": None, "layer": None, "layer_key": None} if functions_only else {
+        "replaces": replaced.qualname, "layer": replaced.class_name, "layer_key": replaced.layer_key}
     files["CARD.md"] = card.render_card(
-        name=name, repo_id=f"<your-org>/{name}", function=spec.op_name, args=spec.args, task=task_obj,
-        replaces=replaced.qualname, layer=replaced.class_name, layer_key=replaced.layer_key,
+        name=name, repo_id=f"<your-org>/{name}", function=spec.op_name, args=spec.args, task=task_obj, **layer,
         verifications=verifications, benches=evidence.benches, plots=[f"media/{p.name}" for p in evidence.plots],
         dtypes=dtypes, versions=versions, archs=archs, can_compile=can_compile, limits=limits,
         provenance=provenance, license=LICENSE, example=_example(task_obj, replaced, mapping, spec, dtypes[0]))
     files["kernelwright.json"] = json.dumps({
-        "schema": "kernelwright.package/1", "name": name, "id": kernel_id, "task": task_obj.name,
-        "replaces": replaced.qualname, "layer": replaced.class_name, "layer_key": replaced.layer_key,
-        "function": spec.op_name, "arguments": spec.args, "attribute_map": mapping, "dtypes": dtypes,
+        "schema": "kernelwright.package/1", "name": name, "id": kernel_id, "task": task_obj.name, **layer,
+        "functions_only": functions_only, "function": spec.op_name, "arguments": spec.args, "attribute_map": mapping, "dtypes": dtypes,
         "archs": archs, "can_torch_compile": can_compile, "verification": {
             k: verification[k] for k in ("accepted", "device", "environment", "checks", "seconds")}}, indent=2) + "\n"
     return files
@@ -308,6 +320,15 @@ def _limits(task_obj, dtypes, verification, replaced: Replaced, can_compile: boo
         limits.append("torch.compile: the op has a fake implementation copied from the replaced module's forward.")
     del task_obj
     return limits
+
+
+def _function_limits(dtypes, verification, can_compile: bool) -> list[str]:
+    return [f"dtypes: {', '.join(dtypes)} only (verified); the function has no fallback for others.",
+            f"shapes verified: {card._ranges(verification['cases'])} (plus the task's benchmark shapes on GPU when "
+            "benchmarked); larger shapes run but were not verified.",
+            "no layer: the task names no REPLACES, so nothing here can be kernelized into a model; call the function.",
+            "devices: CUDA (Triton); on the CPU only under TRITON_INTERPRET=1.",
+            "no backward." + ("" if can_compile else " torch.compile: no fake implementation.")]
 
 
 def _built_in_limits(built_in: BuiltIn) -> list[str]:
@@ -436,7 +457,7 @@ def _build_toml(name: str, version: int, archs: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _write(out: Path, files: dict[str, str], plots: list[Path], rust, *, name, spec, replaced: Replaced,
+def _write(out: Path, files: dict[str, str], plots: list[Path], rust, *, name, spec, replaced: Replaced | None,
            verification) -> PackageResult:
     def digest_and_validate(repo: Path) -> None:
         variant = repo / "build" / "torch-cuda"
@@ -450,8 +471,9 @@ def _write(out: Path, files: dict[str, str], plots: list[Path], rust, *, name, s
     _write_atomically(out, files, plots, digest_and_validate)
     meta = json.loads((out / "build" / "torch-cuda" / "metadata.json").read_text())
     return PackageResult(path=out, name=name, module=name.replace("-", "_"), kernel_id=meta["id"],
-                         function=spec.op_name, layer=replaced.class_name, layer_key=replaced.layer_key,
-                         verification=verification, files=sorted(files))
+                         function=spec.op_name, layer=replaced.class_name if replaced else None,
+                         layer_key=replaced.layer_key if replaced else None, verification=verification,
+                         files=sorted(files))
 
 
 def _write_atomically(out: Path, files: dict[str, str], plots: list[Path], finish) -> None:
