@@ -348,6 +348,8 @@ def package(
     if as_json:
         print(json.dumps(result.as_json(), indent=2))
         return
+    layer = (f"layer `{result.layer}` for key `{result.layer_key}`" if result.layer else
+             "functions only: the task names no REPLACES, so no layer to kernelize")
     console.print("[bold green]packaged[/] " + escape(f"{result.name} → {result.path}  (id {result.kernel_id or 'set at build'}, "
                   f"function `{result.function}`, layer `{result.layer}` for key `{result.layer_key}`)"), highlight=False)
     console.print(f"  verified on {result.verification['environment'].get('device_name')}; see "
