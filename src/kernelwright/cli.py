@@ -351,7 +351,7 @@ def package(
     layer = (f"layer `{result.layer}` for key `{result.layer_key}`" if result.layer else
              "functions only: the task names no REPLACES, so no layer to kernelize")
     console.print("[bold green]packaged[/] " + escape(f"{result.name} → {result.path}  (id {result.kernel_id or 'set at build'}, "
-                  f"function `{result.function}`, layer `{result.layer}` for key `{result.layer_key}`)"), highlight=False)
+                  f"function `{result.function}`, {layer})"), highlight=False)
     console.print(f"  verified on {result.verification['environment'].get('device_name')}; see "
                   f"{result.path / 'CARD.md'}", markup=False, highlight=False)
     for note in result.notes:
