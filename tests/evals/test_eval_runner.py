@@ -109,7 +109,8 @@ def test_max_dollars_stops_launching_units_and_a_rerun_with_more_budget_runs_onl
     (group,) = results["aggregates"]
     assert (group["units"], group["correct"], group["totals"]["dollars"]) == (2, 0, 1.0)  # skipped: not a failure
     assert [r["status"] for r in csv.DictReader((out / "results.csv").open())][-1] == "skipped-for-budget"
-    assert 'id="skipped"' in (out / "report.html").read_text()
+    page = (out / "report.html").read_text()
+    assert 'id="skipped"' in page and 'id="cases"' in page and "Make c fast." in page
     prompt = (out / "runs" / next(p.name for p in (out / "runs").iterdir() if "--a_a--" in p.name) / "prompt.txt")
     assert prompt.read_text().startswith("Make a fast.") and "candidate.py" in prompt.read_text()
     again = run_eval(str(suite / "evals.json"), [agent], out=out, device="cpu", max_dollars=2.0)

@@ -274,6 +274,18 @@ def skipped_section(results: dict[str, Any]) -> str:
               "budget skip a larger --max-dollars).</p>")
 
 
+def cases_section(results: dict[str, Any]) -> str:
+    """An evals.json suite's cases: what each agent was asked, and the assertions kept for the record."""
+    cases = results.get("cases") or []
+    if not cases:
+        return ""
+    rows = ["".join([text(c.get("name")), text(c.get("prompt")), text(c.get("expected_output")),
+                     text("; ".join(c.get("assertions") or []))]) for c in cases]
+    return ("<h2>Cases</h2>" + table("cases", ("case", "prompt", "expected output", "assertions"), rows)
+            + '<p class="note">Assertions are recorded, not judged: a case\'s verdict is kernelwright\'s verifier '
+              "and bench.</p>")
+
+
 def runs_section(results: dict[str, Any]) -> str:
     """Each optimize unit's run: trajectory, lineage and rejections, folded (a cmd agent's unit has no store)."""
     from kernelwright.evals.run_report import is_run_dir, load_run, render_run_section
@@ -294,7 +306,7 @@ def runs_section(results: dict[str, Any]) -> str:
 def render(results: dict[str, Any]) -> str:
     body = "".join([header(results), leaderboard(results), fast_p_section(results), cost_section(results),
                     grid_section(results), lift_section(results), units_section(results), skipped_section(results),
-                    runs_section(results)])
+                    cases_section(results), runs_section(results)])
     title = esc(f"kernelwright eval: {results.get('suite')}")
     return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title>'
             f"<style>{CSS}</style></head><body>{body}</body></html>\n")
