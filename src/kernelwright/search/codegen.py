@@ -76,14 +76,15 @@ class Layout:
 
 def generate(program: Program, configs: list[tuple[tuple[int, int], dict]], *, label: str = "") -> str:
     """Source of a candidate whose launcher dispatches on (rows, cols) to the nearest bucket's config."""
+    split = any(cfg.get("split") for _, cfg in configs)
     if program.stages:
-        parts = [_rows(stage, suffix=f"_{i}") for i, stage in enumerate(program.stages)]
+        parts = [_rows(stage, suffix=f"_{i}", split=split) for i, stage in enumerate(program.stages)]
         kernel = "".join(k for k, _ in parts)
         launcher = "".join(launch for _, launch in parts) + _staged_launcher(program)
     elif program.kind == "pointwise":
         kernel, launcher = _pointwise(program)
     else:
-        kernel, launcher = _rows(program)
+        kernel, launcher = _rows(program, split=split)
     ops = ", ".join(o.replace("aten.", "") for o in program.ops) or "none"
     parts = [_HEADER.format(task=program.task, kind=program.kind, ops=ops)]
     if "_tanh(" in kernel:
@@ -390,7 +391,7 @@ def _layout(program: Program) -> tuple[Layout, dict[str, dict[str, int | None]]]
     raise first_error
 
 
-def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
+def _rows(program: Program, suffix: str = "", split: bool = False) -> tuple[str, str]:
     layout, terms = _layout(program)
     live = _live(program)
     ref = _ref_pointer(program)
@@ -607,6 +608,7 @@ def _rows(program: Program, suffix: str = "") -> tuple[str, str]:
             emit_rows(p, out)
         return out
 
+    start_env, start_done = dict(env), set(done)
     if pair:
         saved_env, saved_done = dict(env), set(done)
         online_lines = passes(True)
@@ -676,6 +678,76 @@ def _rows_kernel{suffix}({ptrs},
         else:
 {ind(loop, 12) if loop else ' ' * 12 + 'pass'}
 '''
+    def split_level(L: int, slots: dict[str, int]) -> list[str]:
+        """The split kernel's lines for LEVEL == L: the levels before L combined from every part's partial
+        statistics, level L accumulated over this program's part of the row and stored as a partial; past
+        the last level, the column outputs of this part written (and the row outputs, by part 0)."""
+        online = bool(pair)
+        env.clear(), env.update(start_env), done.clear(), done.update(start_done)
+        out: list[str] = []
+        emit_rows(0, out)
+        for p in range(1, depth + 1):
+            todo = level_todo(p, online)
+            carried = todo + ([pair[1]] if online and p == 1 else [])
+            if todo and p == L:
+                out += accumulate(p, todo, online, span="col_lo, col_hi")
+                out += [f"tl.store(part_out + {slots[n.name]}, {n.name}, mask=row_mask[:, None])" for n in carried]
+                return out
+            if todo:
+                out += _combine(carried, slots, pair if online and p == 1 else None, identity)
+                for n in carried:
+                    env[n.name] = n.name
+                    done.add(n.name)
+            emit_rows(p, out)
+        if col_outputs:
+            out.append("for start in range(col_lo, col_hi, BLOCK):")
+            body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
+                    "mask = row_mask[:, None] & col_mask[None, :]"]
+            scope = dict(env)
+            emit_cols([o.node for o in col_outputs], body, scope)
+            body += [store_col(o, scope) for o in col_outputs]
+            out += ["    " + b for b in body]
+        if row_outputs:
+            out += ["if part == 0:"] + ["    " + store_row(o, env) for o in row_outputs]
+        return out
+
+    split_kernel, split_levels, n_slots = "", [], 0
+    if split:
+        if any(n.op in ("argmax", "argmin") for n in reductions) or not reductions:
+            raise Unsupported("split rows", "an argmax/argmin or a graph without reductions has no split schedule")
+        carried = [n for p in range(1, depth + 1) for n in level_todo(p, bool(pair))]
+        carried += [pair[1]] if pair else []
+        slots = {n.name: k for k, n in enumerate(carried)}
+        n_slots = len(slots)
+        split_levels = [p for p in range(1, depth + 1) if level_todo(p, bool(pair))]
+        branches: list[str] = []
+        for k, L in enumerate(split_levels + [depth + 1]):
+            branches.append(("if" if k == 0 else "elif") + f" LEVEL == {L}:")
+            branches += ["    " + x for x in split_level(L, slots)]
+        split_param = (", COLUMN: tl.constexpr" if has_inner else "") + \
+            (", ACCURATE: tl.constexpr" if any(n.op == "sum" for n in reductions) else "")
+        split_kernel = f'''
+
+@triton.jit
+def _split_kernel{suffix}({ptrs},
+                 {strides},
+                 part_ptr, n_rows, n_cols{', inner' if has_inner else ''}, span,
+                 BLOCK: tl.constexpr, ROWS: tl.constexpr, LEVEL: tl.constexpr, SPLIT: tl.constexpr{split_param}):
+    """Split rows: program (b, s) takes row block b's columns [s * span, (s + 1) * span). LEVEL k <= the
+    last level stores its partial statistics of level k (fp32, SLOTS per row and part) after combining
+    the SPLIT partials of the levels before; the last launch combines them all and writes its part."""
+    block = tl.program_id(0)
+    part = tl.program_id(1)
+{ind(["n_tiles = tl.cdiv(inner, ROWS)"] if has_inner else [], 4)}
+{ind(rows_setup, 4)}
+    rid = {"o * inner + i" if has_inner else "o"}
+    part_out = part_ptr + (rid * SPLIT + part)[:, None] * {n_slots}
+    part_in = part_ptr + ((rid * SPLIT)[:, None] + tl.arange(0, SPLIT)[None, :]) * {n_slots}
+    col_lo = part * span
+    col_hi = tl.minimum(col_lo + span, n_cols)
+{ind(branches, 4)}
+'''
+        kernel += split_kernel
     # launcher
     size_expr: dict[int, str] = {}
     for s in program.inputs:
@@ -715,6 +787,26 @@ def _rows_kernel{suffix}({ptrs},
                 "if column:", "    rows = min(rows, triton.next_power_of_2(inner))",
                 f"grid = _grid(n_outer * triton.cdiv(inner, rows) if column else triton.cdiv(n_outer * inner, rows), "
                 f"config, {first}.device)"]
+    if split:
+        accurate_arg = ' ACCURATE=config.get("accurate", False),'
+        col_parts = "parts" if col_outputs else "1"  # the last launch writes columns per part, or rows only
+        blocks = "n_outer * triton.cdiv(inner, rows) if column else triton.cdiv(n_outer * inner, rows)" \
+            if has_inner else "triton.cdiv(n_outer * inner, rows)"
+        split_args = (f"{', '.join(s.name for s in program.inputs + program.outputs)}, {', '.join(stride_vals)}, "
+                      f"partials, n_outer * inner, n_cols{', inner' if has_inner else ''}, span, BLOCK=block, "
+                      f"ROWS=rows, SPLIT=parts,{' COLUMN=column,' if has_inner else ''}"
+                      f"{accurate_arg if 'ACCURATE' in split_kernel else ''} "
+                      "num_warps=config[\"warps\"], num_stages=config[\"stages\"]")
+        plan += ["if config.get(\"split\"):  # few long rows: each split over `parts` programs, then combined",
+                 f"    n_row_blocks = {blocks}",
+                 f"    parts = _split_parts(config[\"split\"], n_row_blocks, n_cols, block, {first}.device)",
+                 "    span = triton.cdiv(triton.cdiv(n_cols, parts), block) * block",
+                 f"    partials = torch.empty(n_outer * inner * parts * {n_slots}, device={first}.device, "
+                 "dtype=torch.float32)"]
+        for L in split_levels:
+            plan.append(f"    _split_kernel{suffix}[(n_row_blocks, parts)]({split_args}, LEVEL={L})")
+        plan += [f"    _split_kernel{suffix}[(n_row_blocks, {col_parts})]({split_args}, LEVEL={depth + 1})",
+                 f"    return {outs}"]
     launcher = f'''
 
 def fused{suffix}(*, {", ".join(_launcher_params(program) + program.scalar_params)}):
@@ -726,6 +818,29 @@ def fused{suffix}(*, {", ".join(_launcher_params(program) + program.scalar_param
     return {outs}
 '''
     return kernel, launcher
+
+
+def _combine(carried: list[Node], slots: dict[str, int], pair, identity: dict[str, str]) -> list[str]:
+    """A level's reductions combined from the SPLIT partials of each row (``part_in``): sums added, max/min
+    taken (a NaN in any part wins, as torch's does), and softmax's online sum rescaled from each part's
+    own max to the row's."""
+    out = []
+    for n in carried:
+        if pair and n is pair[1]:
+            continue
+        out.append(f"{n.name}_parts = tl.load(part_in + {slots[n.name]}, mask=row_mask[:, None], "
+                   f"other={identity[n.op]})")
+        if n.op == "sum":
+            out.append(f"{n.name} = tl.sum({n.name}_parts, axis=1)[:, None]")
+        else:
+            out.append(f"{n.name} = tl.where(tl.max(({n.name}_parts != {n.name}_parts).to(tl.int32), axis=1)"
+                       f"[:, None] > 0, float(\"nan\"), tl.{n.op}({n.name}_parts, axis=1)[:, None])")
+    if pair:
+        m, sm = pair[0].name, pair[1].name
+        out.append(f"{sm}_parts = tl.load(part_in + {slots[sm]}, mask=row_mask[:, None], other=0.0)")
+        out.append(f"{sm} = tl.sum(tl.where({m}_parts == float(\"-inf\"), 0.0, "
+                   f"{sm}_parts * tl.exp({m}_parts - {m})), axis=1)[:, None]")
+    return out
 
 
 def _sum_step(name: str, value: str) -> list[str]:
@@ -806,6 +921,14 @@ def _tile(n_cols, config):
     rows = max(1, min(config["rows"], MAX_TILE // width)) if one_pass else config["rows"]
     block = width if one_pass else min(config["block"], width)
     return block, rows, one_pass
+
+
+def _split_parts(per_sm, n_row_blocks, n_cols, block, device):
+    """How many programs share a row (split schedule): enough for ``per_sm`` programs per SM over the row
+    blocks, a power of two from 2 (so the combine always runs) to one ``block`` chunk per part."""
+    sms = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 2
+    most = max(2, triton.next_power_of_2(triton.cdiv(n_cols, block)))
+    return max(2, min(triton.next_power_of_2(triton.cdiv(per_sm * sms, n_row_blocks)), most, 1024))
 
 
 @functools.lru_cache(maxsize=4096)  # a decode step calls a norm per layer: the host's time per call counts
