@@ -13,17 +13,22 @@ from kernelwright.package.e2e import CONFIGS, MODELS, SIZES, _fill_random, _tran
 WEIGHT_FILES = ("*.safetensors", "pytorch_model*.bin")
 
 
-def load_model(model: str, size: str, *, device: str, dtype, layers: int | None = None) -> tuple[Any, dict[str, Any]]:
-    """(model in eval mode, the config values it was built from)."""
+def check_model(model: str, size: str) -> None:
+    """A named model at a known size, or a path that exists; anything else is a usage error, before any work."""
     if model in MODELS:
         if (model, size) not in CONFIGS:
             raise UsageError(f"Unknown size '{size}' for {model}; sizes: {', '.join(SIZES)}.")
-        return build_model(model, size, device=device, dtype=dtype, layers=layers)
-    path = Path(model)
-    if not path.exists():
+    elif not Path(model).exists():
         raise UsageError(f"Unknown model '{model}': pass {' or '.join(MODELS)} (with --size), or a transformers "
                          "config file or model directory.")
-    return _from_config(path, device=device, dtype=dtype, layers=layers)
+
+
+def load_model(model: str, size: str, *, device: str, dtype, layers: int | None = None) -> tuple[Any, dict[str, Any]]:
+    """(model in eval mode, the config values it was built from)."""
+    check_model(model, size)
+    if model in MODELS:
+        return build_model(model, size, device=device, dtype=dtype, layers=layers)
+    return _from_config(Path(model), device=device, dtype=dtype, layers=layers)
 
 
 def _from_config(path: Path, *, device: str, dtype, layers: int | None):

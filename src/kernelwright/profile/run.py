@@ -85,14 +85,15 @@ def _profile(model, size, *, phase, batch, seq, dtype, device, layers, steps, ou
     from kernelwright.package.e2e import PROMPT, _workloads
     from kernelwright.profile.costs import ceilings
 
+    from kernelwright.profile.models import check_model, load_model
+
     _check(phase, batch, seq, dtype, steps, top)
+    check_model(model, size)
     device = resolve_device(device)
     on_gpu = device.startswith("cuda")
     if size == "8b-shape" and not on_gpu:
         raise UsageError("--size 8b-shape needs a GPU; on the CPU profile --size small.")
     dtype = dtype or ("bfloat16" if on_gpu else "float32")
-    from kernelwright.profile.models import load_model
-
     progress(f"building {model} on {device} ({dtype})")
     net, config = load_model(model, size, device=device, dtype=getattr(torch, dtype), layers=layers)
     seq = seq or PROMPT.get(size, (1, 32))[1]
