@@ -5,8 +5,9 @@
 eager and compile (table and curves), cost against quality, the task x (agent, skill) grid of verdicts and
 speedups, the skill lift with its spread over runs, every unit with its verdict, the units that did not
 run, and per optimize unit its run (``run_report.py``: trajectory, lineage, rejections). Given an optimize
-run directory instead, ``report`` writes that run's page. Every number cell carries its raw value in ``data-value`` so a reader (or a test) can check it
-against results.json; every string from the results goes through ``html.escape``.
+run directory instead, ``report`` writes that run's page. Every number cell carries its raw value in
+``data-value`` so a reader (or a test) can check it against results.json; every string from the results
+goes through ``html.escape``.
 """
 
 from __future__ import annotations

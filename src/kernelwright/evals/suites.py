@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,7 @@ class Case:
     path: Path
     prompt: str | None = None
     files: tuple[Path, ...] = ()
-    assertions: tuple[str, ...] = field(default=())
+    assertions: tuple[str, ...] = ()
     expected_output: str | None = None
 
 
