@@ -50,7 +50,7 @@ from kernelwright.run.verdict import judge
 from kernelwright.sandbox.runner import Limits
 from kernelwright.search import variants
 from kernelwright.search.capture import COVERS, Program, Unsupported, capture, describe
-from kernelwright.search.codegen import MAX_TILE, generate
+from kernelwright.search.codegen import MAX_TILE, generate, splittable
 from kernelwright.tasks.task import Task
 
 DEFAULT_BUDGET = {"cuda": 10, "cpu": 0}  # tuning rounds (bench evaluations); the CPU tunes nothing by time
@@ -171,10 +171,11 @@ def _accepts(fn: Callable, name: str) -> bool:
     return name in inspect.signature(fn).parameters
 
 
-def _probes(kind: str, device: str, inner: int = 1) -> list[tuple[str, dict]]:
+def _probes(kind: str, device: str, inner: int = 1, split: bool = False) -> list[tuple[str, dict]]:
     """The generator's probe configurations; those the interpreter runs quickly on a CPU. ``inner`` > 1 (a
-    reduced middle dim) adds the column schedule's probe."""
-    return variants.probes(kind, device="cpu" if device == "cpu" else "cuda", inner=inner)
+    reduced middle dim) adds the column schedule's probe, ``split`` (a bucket leads with a split schedule)
+    the split ones."""
+    return variants.probes(kind, device="cpu" if device == "cpu" else "cuda", inner=inner, split=split)
 
 
 def _accurate(table: list[tuple[tuple, dict]], kind: str) -> list[tuple[tuple, dict]] | None:
@@ -191,7 +192,11 @@ def _bucket_key(task: Task, program: Program, knobs: dict[str, int]) -> tuple[in
 
 def _layout(task: Task, program: Program, knobs: dict[str, int]) -> tuple[int, int, int]:
     """(rows, cols, inner) of a benchmark shape: ``inner`` is the product of the dims after the reduced
-    block (1 when the reduction is innermost), which the column schedule tiles."""
+    block (1 when the reduction is innermost), which the column schedule tiles. From these three the
+    bucket's schedule is chosen (``variants.schedule``): a wide inner dim reads columns (coalesced); too
+    few row programs to fill the GPU, with long rows or a tall reduced dim, split each row across programs
+    and combine their partials (one program per row of 40_LayerNorm's 16 x 4M would leave 116 of 132 SMs
+    idle); otherwise rows."""
     import torch
 
     from kernelwright.tasks.task import instantiate
@@ -240,14 +245,17 @@ def prepare(task: Task, device: str) -> Prepared:
         program = capture(task)
         layouts = [(knobs, _layout(task, program, knobs)) for knobs in task.bench_shapes]
         inner = max((layout[2] for _, layout in layouts), default=1)
+        split_ok = splittable(program)
+        schedules = [variants.schedule(program.kind, *layout, split_ok=split_ok) for _, layout in layouts]
+        split = any(s.endswith("split") for s in schedules)
         probe_sources = [(label, cfg, generate(program, [((1, 1), cfg)], label=label))
-                         for label, cfg in _probes(program.kind, device, inner)]
+                         for label, cfg in _probes(program.kind, device, inner, split)]
     except Unsupported as exc:
         raise OptimizeLimit(_refusal(task, exc)) from None
     buckets = []
-    for knobs, (rows, cols, inner) in layouts:
-        buckets.append({"knobs": knobs, "key": [rows, cols], "ranked": variants.ranked(program.kind, rows, cols,
-                                                                                       inner=inner)})
+    for (knobs, (rows, cols, inner)), lead in zip(layouts, schedules):
+        buckets.append({"knobs": knobs, "key": [rows, cols], "schedule": lead,
+                        "ranked": variants.ranked(program.kind, rows, cols, inner=inner, split_ok=split_ok)})
     return Prepared(task, program, probe_sources, buckets, task.dtype_names[0])
 
 

@@ -96,6 +96,15 @@ def generate(program: Program, configs: list[tuple[tuple[int, int], dict]], *, l
     return "\n".join(p.rstrip("\n") + "\n" for p in parts)
 
 
+def splittable(program: Program) -> bool:
+    """Whether the split schedule can generate this program: rows with reductions, none an argmax/argmin
+    (a partial index would need its own combine), in every stage."""
+    parts = program.stages or [program]
+    return program.kind == "rows" and all(
+        any(n.op in REDUCTIONS for n in p.nodes) and not any(n.op in ("argmax", "argmin") for n in p.nodes)
+        for p in parts)
+
+
 # -- expressions -------------------------------------------------------------------------------------
 
 

@@ -19,6 +19,8 @@ def _config_text(cfg: dict, kind: str | None = None) -> str:
         shape = f"one-pass ×{cfg['rows']} rows"
     else:
         shape = f"looped BLOCK={cfg['block']}"
+    if cfg.get("split"):  # few long rows (or tall columns): each split across programs, then combined
+        shape = f"split ~{cfg['split']} programs/SM, {shape}"
     persistent = f", persistent {cfg['programs_per_sm']}/SM" if cfg.get("programs_per_sm") else ""
     return f"{shape}, {cfg['warps']} warps, {cfg['stages']} stages{persistent}"
 

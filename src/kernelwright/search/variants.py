@@ -11,6 +11,9 @@ A configuration is a plain dict, written into the candidate's ``CONFIGS`` table:
   in one pass instead of two (the kernel ignores it when the graph has no such pair)
 * ``column`` (optional, default False) — a reduction over a middle dim read as columns: ``rows`` adjacent
   inner elements of one outer index per program, ``block`` reduced indices per step (coalesced loads)
+* ``split`` (optional, default 0) — few long rows: each row's columns shared by several programs (the
+  launcher picks how many so the grid holds about ``split`` programs per SM), each writing partial
+  statistics in fp32 to a scratch buffer that the next launch combines (see :func:`schedule`)
 * ``accurate`` (optional, default False) — looped row sums keep each lane's rounding error (compensated,
   Kahan) and add it back before the tree sum over the lanes: the form for rows of millions of elements
 
@@ -29,6 +32,13 @@ CPU_PROBE_BLOCK = 64
 # A reduction over a middle dim with at least this many contiguous inner elements per reduced index is
 # read by the column schedule first (a warp's loads then cover whole 64-byte segments or more in fp32)
 COLUMN_INNER = 16
+# Split schedules (see ``schedule``): fewer row programs than this leave SMs idle (about 2 per SM of an
+# H100/H200's 132), and a row at least SPLIT_COLS wide (SPLIT_REDUCED reduced indices for a column tile)
+# has enough work per part to pay for the extra launch and the partials' round trip
+SPLIT_PROGRAMS = 264
+SPLIT_COLS = 1 << 16
+SPLIT_REDUCED = 1 << 12
+COLUMN_TILE = 128  # the column schedule's prior tile of inner elements (column_configs' first entry)
 
 
 def _next_pow2(n: int) -> int:
@@ -45,11 +55,12 @@ def config(*, one_pass: bool = True, block: int = 4096, rows: int = 1, warps: in
                 programs_per_sm=programs_per_sm)
 
 
-def probes(kind: str, device: str = "cuda", inner: int = 1) -> list[tuple[str, dict]]:
+def probes(kind: str, device: str = "cuda", inner: int = 1, split: bool = False) -> list[tuple[str, dict]]:
     """Configurations that drive every code path of a generated kernel on the verifier's small shapes:
     whole rows with several rows per program and row tails; narrow chunks (many chunks, column tails)
     on a persistent grid. With ``inner`` > 1 (a reduced middle dim) also the column schedule, with tails
-    on both the inner tile and the reduced chunks.
+    on both the inner tile and the reduced chunks. With ``split`` (a bucket leads with a split schedule)
+    also rows (and, with ``inner`` > 1, column tiles) in parts combined by a later launch.
 
     On the CPU the Triton interpreter pays per program and per loop iteration, not per element, and a
     KernelBench loss keeps its rows thousands wide at every verified shape (its width is a tuple the
@@ -59,6 +70,11 @@ def probes(kind: str, device: str = "cuda", inner: int = 1) -> list[tuple[str, d
     best.py's own verification."""
     column = [("probe-column", {**config(one_pass=False, block=16, rows=16, warps=4, programs_per_sm=1),
                                 "column": True})] if kind == "rows" and inner > 1 else []
+    if kind == "rows" and split:  # parts of rows and their combine (at least 2 parts whatever the shape)
+        chunk = CPU_PROBE_BLOCK if device == "cpu" else 16
+        column += [("probe-split", {**config(one_pass=False, block=chunk, rows=2, warps=4), "split": 1})]
+        if inner > 1:
+            column += [("probe-column-split", {**column[0][1], "split": 1})]
     if device == "cpu":
         if kind == "pointwise":
             return [("probe-pointwise", config(block=1024, warps=4, programs_per_sm=1))]
@@ -68,6 +84,47 @@ def probes(kind: str, device: str = "cuda", inner: int = 1) -> list[tuple[str, d
         return [("probe-pointwise", config(block=64, warps=4, programs_per_sm=1))]
     return [("probe-one-pass", config(one_pass=True, rows=4, warps=4)),
             ("probe-looped", config(one_pass=False, block=16, rows=2, warps=4, programs_per_sm=1))] + column
+
+
+def schedule(kind: str, n_rows: int, n_cols: int, inner: int = 1, split_ok: bool = False) -> str:
+    """The schedule a shape bucket leads with, and why:
+
+    * ``pointwise`` — no reduction;
+    * ``column`` — a reduced middle dim with COLUMN_INNER or more contiguous inner elements: programs tile
+      the inner dim and loop over the reduced one, so every load is a run of adjacent elements;
+    * ``column-split`` — the same, when the tiles are fewer than SPLIT_PROGRAMS and the reduced dim is
+      tall (SPLIT_REDUCED or more): the reduced dim is split across programs too, so the grid fills the GPU;
+    * ``split`` — rows fewer than SPLIT_PROGRAMS and SPLIT_COLS wide or more (KernelBench 40_LayerNorm:
+      16 rows of 4M): one program per row would use 16 SMs of 132, so each row is split across programs
+      and its partial statistics combined;
+    * ``rows`` — everything else: whole rows (or chunks) per program, several narrow rows per program.
+
+    ``split_ok``: the program has a split form (no argmax/argmin; see ``codegen.splittable``)."""
+    if kind == "pointwise":
+        return "pointwise"
+    column = inner >= COLUMN_INNER
+    programs = (n_rows // max(inner, 1)) * -(-inner // COLUMN_TILE) if column else n_rows
+    tall = n_cols >= (SPLIT_REDUCED if column else SPLIT_COLS)
+    if split_ok and programs < SPLIT_PROGRAMS and tall:
+        return "column-split" if column else "split"
+    return "column" if column else "rows"
+
+
+def split_configs(n_cols: int, inner: int = 1) -> list[dict]:
+    """Split schedule: ``split`` is the programs per SM the launcher aims at over rows x parts; each part
+    loops over its share of the row ``block`` columns at a time (with ``inner`` > 1: the column tile, split
+    over the reduced dim). Priors by reasoning, not measured: 4 programs per SM with 4096-wide chunks, so
+    40_LayerNorm's 16 x 4M rows become 16 x 32 parts of 128K columns (a few hundred KiB each)."""
+    if inner >= COLUMN_INNER:
+        return [{**cfg, "split": k} for cfg in column_configs(n_cols, inner)[:3] for k in (4, 8)]
+    out = []
+    for block, warps, per_sm in ((4096, 8, 4), (4096, 8, 8), (8192, 16, 4), (2048, 4, 8), (8192, 8, 2),
+                                 (4096, 16, 4)):
+        cfg = {**config(one_pass=False, block=min(block, max(16, _next_pow2(n_cols))), rows=1, warps=warps),
+               "split": per_sm}
+        if cfg not in out:
+            out.append(cfg)
+    return out
 
 
 def accurate(cfg: dict, kind: str | None = None) -> dict | None:
@@ -96,10 +153,14 @@ def column_configs(n_cols: int, inner: int) -> list[dict]:
     return out
 
 
-def ranked(kind: str, n_rows: int, n_cols: int, inner: int = 1) -> list[dict]:
+def ranked(kind: str, n_rows: int, n_cols: int, inner: int = 1, split_ok: bool = False) -> list[dict]:
     """Configurations for one bucket, prior first, without duplicates. ``inner``: the extent of the
-    contiguous dims after the reduced ones; from COLUMN_INNER on, the column schedule leads."""
+    contiguous dims after the reduced ones; the bucket's :func:`schedule` leads (split, column), the
+    other forms follow as variants for tuning to rank."""
     out: list[dict] = []
+    lead = schedule(kind, n_rows, n_cols, inner, split_ok)
+    if lead in ("split", "column-split"):
+        out += split_configs(n_cols, inner)
     if kind == "rows" and inner >= COLUMN_INNER:
         out += column_configs(n_cols, inner)
 
