@@ -78,3 +78,11 @@ def test_cli_bad_inputs_are_one_sentence_and_exit_2(args, words):
     result = CliRunner().invoke(app, ["profile", "--device", "cpu", *args])
     assert result.exit_code == 2 and words in result.output
     assert result.output.strip().count("\n") == 0  # one line: no traceback
+
+
+def test_tiny_calls_are_launch_bound_and_never_ideal_below_the_kernel_floor():
+    gpu = {"copy_gbps": 3000.0, "tflops": 700.0, "min_call_ms": 0.002}
+    samples = [_sample("Qwen3RMSNorm", "aten::mul", 6.0, shape=(1, 4096))] * 145  # a decode step's norms
+    (row,) = rows(samples, steps=1, total_us=10_000.0, ceilings=gpu)
+    assert row["bound"] == "launch"  # judged per call, not on the 145 calls' bytes together
+    assert row["roofline_ms"] == pytest.approx(145 * 0.002) and row["savings_ms"] == pytest.approx(145 * 0.004)

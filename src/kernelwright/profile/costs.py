@@ -90,6 +90,11 @@ def op_bytes(name: str, shapes, dtypes, concrete) -> int:
     return read + _numel(out_shape) * width
 
 
+# The shortest a GPU kernel runs, launch to completion (an empty kernel measures 2-3 us on an H100): no
+# op's ideal time is taken below this, or a decode step's hundreds of tiny ops would promise impossible savings.
+GPU_MIN_CALL_MS = 0.002
+
+
 def measure_cpu_ceilings() -> dict[str, float]:
     """This machine's copy bandwidth (bytes read + written over a 64 MiB copy, beyond any cache) and float32
     matmul rate: the CPU's roofline, measured in about a second."""
@@ -122,5 +127,6 @@ def ceilings(device: str, dtype: str) -> dict[str, Any]:
     from kernelwright.bench.device import profile
 
     measured = profile(device)
-    return {"copy_gbps": measured.copy_gbps, "tflops": measured.matmul_rate(dtype),
-            "source": f"measured on {measured.device_name} (`kernelwright device`)"}
+    return {"copy_gbps": measured.copy_gbps, "tflops": measured.matmul_rate(dtype), "min_call_ms": GPU_MIN_CALL_MS,
+            "source": f"measured on {measured.device_name} (`kernelwright device`); no kernel under "
+                      f"{GPU_MIN_CALL_MS * 1e3:.0f} us"}

@@ -32,8 +32,8 @@ def _row(cls: str, op: str, group: list[OpSample], steps: int, total_ms: float, 
     time_ms = sum(s.time_us for s in group) / 1e3 / steps
     nbytes = sum(op_bytes(s.op, s.shapes, s.dtypes, s.concrete) for s in group) // steps
     flops = sum(s.flops for s in group) // steps
-    gbps, tflops = ceilings.get("copy_gbps"), ceilings.get("tflops")
-    roofline_ms = max(nbytes / (gbps * 1e9) if gbps else 0.0, flops / (tflops * 1e12) if tflops else 0.0) * 1e3
+    calls = len(group) / steps
+    roofline_ms, kind = ideal(nbytes, flops, calls, ceilings)
     savings_ms = max(0.0, time_ms - roofline_ms)
     shapes = list(dict.fromkeys(_shape_text(s) for s in group))
     return {
@@ -45,11 +45,23 @@ def _row(cls: str, op: str, group: list[OpSample], steps: int, total_ms: float, 
         "gbps": nbytes / (time_ms * 1e-3) / 1e9 if time_ms else 0.0,
         "tflops": flops / (time_ms * 1e-3) / 1e12 if time_ms else 0.0,
         "roofline_ms": roofline_ms, "fraction_of_roofline": roofline_ms / time_ms if time_ms else None,
-        "bound": bound(nbytes, flops, gbps=gbps, tflops=tflops),
-        "savings_ms": savings_ms,
+        "bound": kind, "savings_ms": savings_ms,
         "speedup_if_roofline": total_ms / (total_ms - savings_ms) if total_ms > savings_ms else float("inf"),
         "kernels": sorted({k for s in group for k in s.kernels})[:SHAPES_SHOWN],
     }
+
+
+def ideal(nbytes: float, flops: float, calls: float, ceilings: dict[str, Any]) -> tuple[float, str]:
+    """(ms at the roofline, bound) for ``calls`` calls moving ``nbytes`` and doing ``flops`` in all. The bound is
+    judged per call (145 tiny norms are launch-bound however many bytes they move together), and no call
+    runs faster than the device's floor for one kernel (``min_call_ms``: a launch on a GPU, none on the CPU)."""
+    gbps, tflops = ceilings.get("copy_gbps"), ceilings.get("tflops")
+    calls = max(calls, 1e-9)
+    memory_ms = nbytes / (gbps * 1e9) * 1e3 if gbps else 0.0
+    compute_ms = flops / (tflops * 1e12) * 1e3 if tflops and flops else 0.0
+    floor_ms = calls * ceilings.get("min_call_ms", 0.0)
+    kind = bound(int(nbytes / calls), int(flops / calls), gbps=gbps, tflops=tflops)
+    return max(memory_ms, compute_ms, floor_ms), kind
 
 
 def _per_step(count: int, steps: int) -> float | int:
@@ -92,22 +104,22 @@ def targets(op_rows: list[dict[str, Any]], capture, ceilings: dict[str, Any], to
     by_owner: dict[str, list[dict]] = defaultdict(list)
     for row in op_rows:
         by_owner[row["module_class"]].append(row)
-    gbps, tflops = ceilings.get("copy_gbps"), ceilings.get("tflops")
     out = []
     for owner, group in by_owner.items():
         time_ms = sum(r["time_ms"] for r in group)
         leaf = owner in capture.calls
         nbytes = capture.bytes[owner] if leaf else sum(r["bytes"] for r in group)
         flops = sum(r["flops"] for r in group)
-        roofline_ms = max(nbytes / (gbps * 1e9) if gbps else 0.0, flops / (tflops * 1e12) if tflops else 0.0) * 1e3
+        calls = capture.calls.get(owner) or max(r["calls"] for r in group)
+        roofline_ms, kind = ideal(nbytes, flops, calls, ceilings)
         savings_ms = max(0.0, time_ms - roofline_ms)
         out.append({
-            "module_class": owner, "leaf": leaf, "calls": capture.calls.get(owner) or max(r["calls"] for r in group),
+            "module_class": owner, "leaf": leaf, "calls": calls,
             "modules": capture.names.get(owner) or group[0]["modules"], "time_ms": time_ms,
             "share": sum(r["share"] for r in group), "bytes": nbytes, "flops": flops,
             "gbps": nbytes / (time_ms * 1e-3) / 1e9 if time_ms else 0.0, "roofline_ms": roofline_ms,
             "fraction_of_roofline": roofline_ms / time_ms if time_ms else None,
-            "bound": bound(nbytes, flops, gbps=gbps, tflops=tflops), "savings_ms": savings_ms,
+            "bound": kind, "savings_ms": savings_ms,
             "speedup_if_roofline": total_ms / (total_ms - savings_ms) if total_ms > savings_ms else float("inf"),
             "ops": [r["op"] for r in sorted(group, key=lambda r: -r["time_ms"])],
             "signatures": [[list(shape), dtype] for sig in capture.signatures.get(owner, [])[:SHAPES_SHOWN]
