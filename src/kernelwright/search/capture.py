@@ -647,13 +647,33 @@ def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forwa
                 raise Unsupported(str(target), "a gather of more than one element per row")
             column = add("column", [], set(d), "i64", "col_index", dim=d[0])
             hit = add("eq", [column, names[index]], dims_of(names[src]) | set(d), "bool", "hit")
-            picked = add("where", [hit, names[src], Const(0.0)], dims_of(names[src]), dt, "picked")
-            names[n] = add("sum", [picked], out_dims() - set(d), dt, base, dim=d)
+            names[n] = _picked(names[src], hit, d, base)
             return
         if packet == "native_batch_norm":
             names[n] = _batch_norm(n, a[7], names, dims_of, reduce_axis, add, sym_dtype, base)
             return
         raise Unsupported(str(target))
+
+    def _picked(name: str, hit: str, d: tuple[int, ...], base: str) -> str:
+        """``name`` at the column ``hit`` marks, one value per row. A value that waits for no reduction is
+        picked by a one-hot sum, read in the first pass with the row's other level-1 reductions; a
+        pointwise value of reductions (log-softmax's x - max - log(sum exp)) is recomputed from its picked
+        operands, which gives the same number because exactly one column is picked. Cross-entropy thus
+        reads its logits once (online max and sum of exp beside the target's logit), where picking the
+        log-softmax itself would wait for its sum and read the row again."""
+        node = by_name()[name]
+        if not set(d) & node.dims:  # a row value: the same at every column
+            return name
+        if _free(name):
+            picked = add("where", [hit, name, Const(0.0)], node.dims, node.dtype, "picked")
+            return add("sum", [picked], node.dims - set(d), node.dtype, base, dim=d)
+        args = [_picked(a, hit, d, base + "_arg") if isinstance(a, str) else a for a in node.args]
+        return add(node.op, args, node.dims - set(d), node.dtype, base + "_" + node.op, **node.attrs)
+
+    def _free(name: str) -> bool:
+        """No reduction behind this value."""
+        node = by_name()[name]
+        return node.op not in REDUCTIONS and all(_free(a) for a in node.args if isinstance(a, str))
 
     ops_seen: list[str] = []
     for n in graph.graph.nodes:
