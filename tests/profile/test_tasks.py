@@ -33,7 +33,8 @@ def test_an_emitted_task_carries_the_profiled_shapes_dtype_replaces_and_share(em
     task = load_task(out / "qwen3rms_norm.py")
     assert task.replaces == "transformers.models.qwen3.modeling_qwen3.Qwen3RMSNorm"
     assert task.dtype_names == ("float32",)
-    assert {"hidden": 128, "hidden_states_1": 16} in task.shapes  # (batch 1, 16 tokens, 128)
+    assert {"hidden_states_0": 1, "hidden_states_1": 16, "hidden": 128} in task.shapes  # (batch 1, 16 tokens, 128)
+    assert task.knobs["hidden_states_0"] == 1  # the batch stays a knob: verify draws other batches
     assert "% of a prefill step" in task.description
 
 

@@ -70,7 +70,8 @@ def task_source(module, signatures: list[tuple], target: dict[str, Any], result)
     buffers = {n: b for n, b in module.named_buffers(recurse=False) if n in used}
     scalars = _scalars(module, used - set(params) - set(buffers))
     knobs, dims = _knobs(args, signature, params, buffers)
-    shapes = _shapes(args, signatures, signature, dims)
+    shapes = _shapes(signatures, signature, dims)
+    small = _small_knobs(knobs, dims, len(args))
     dtype = signature[0][1]
     init_lines, init_values = _constructor(cls, module, params, buffers, scalars, dims)
     lines = [
@@ -78,7 +79,8 @@ def task_source(module, signatures: list[tuple], target: dict[str, Any], result)
         f'({result.dtype}, {result.device}).\n\n{_description(target, result)}\n"""',
         "", "import torch", "import torch.nn as nn", *_imports(forward, cls), "",
         *[f"{name} = {value}" for name, value in knobs.items()], "",
-        f"DTYPES = [torch.{dtype}]", f"SHAPES = {shapes!r}" if shapes else "SHAPES = []",
+        *([f"KNOB_MULTIPLE_OF = {small!r}  # small input dims stay knobs"] if small else []),
+        f"DTYPES = [torch.{dtype}]", f"SHAPES = {shapes!r}",
         f'REPLACES = "{cls.__module__}.{cls.__qualname__}"', f"DESCRIPTION = {_description(target, result)!r}", "", "",
         "class Model(nn.Module):",
         *init_lines,
@@ -174,8 +176,8 @@ def _knobs(args: list[str], signature: tuple, params: dict, buffers: dict) -> tu
     return knobs, dims
 
 
-def _shapes(args: list[str], signatures: list[tuple], main: tuple, dims: dict) -> list[dict[str, int]]:
-    """Knob values of every seen signature with the main one's structure (same ranks, same fixed dims)."""
+def _shapes(signatures: list[tuple], main: tuple, dims: dict) -> list[dict[str, int]]:
+    """Knob values of every seen signature with the main one's structure (same ranks, tied dims equal)."""
     out = []
     for signature in signatures:
         if len(signature) != len(main) or any(len(s) != len(m) for (s, _), (m, _) in zip(signature, main)):
@@ -183,23 +185,18 @@ def _shapes(args: list[str], signatures: list[tuple], main: tuple, dims: dict) -
         values: dict[str, int] = {}
         consistent = True
         for i, (shape, _) in enumerate(signature):
-            for name, size, fixed in zip(dims[("input", i)], shape, main[i][0]):
-                small = fixed <= SMALLEST_KNOB
-                if small and size != fixed or values.setdefault(name, size) != size:
-                    consistent = False
-        if consistent:
-            knob_values = {k: v for k, v in values.items() if main_value(main, dims, k) > SMALLEST_KNOB}
-            if knob_values not in out:
-                out.append(knob_values)
+            for name, size in zip(dims[("input", i)], shape):
+                consistent &= values.setdefault(name, size) == size
+        if consistent and values not in out:
+            out.append(values)
     return out
 
 
-def main_value(main: tuple, dims: dict, knob: str) -> int:
-    for i, (shape, _) in enumerate(main):
-        for name, size in zip(dims[("input", i)], shape):
-            if name == knob:
-                return size
-    return 0
+def _small_knobs(knobs: dict[str, int], dims: dict, nargs: int) -> dict[str, int]:
+    """Input dims of 8 or less (a batch of 1) stay knobs, not fixed values: the module takes any batch, and the
+    verifier should draw other sizes for it too."""
+    names = {n for i in range(nargs) for n in dims[("input", i)]}
+    return {n: 1 for n in sorted(names) if knobs[n] <= SMALLEST_KNOB}
 
 
 def _constructor(cls, module, params: dict, buffers: dict, scalars: dict, dims: dict) -> tuple[list[str], list[str]]:
