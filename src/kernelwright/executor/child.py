@@ -1,8 +1,9 @@
-"""A local executor's worker process: ``python -m kernelwright.executor.child JOB.json RESULT.json``.
+"""A unit's worker process: ``python -m kernelwright.executor.child JOB.json RESULT.json ALIVE_FD``.
 
 It runs one work (kernelwright's own code: it starts candidate processes only through the sandbox)
 and writes ``{"ok": true, "result": ...}`` or ``{"ok": false, "message": ...}`` to RESULT.json
-atomically. No file means the process died: an infrastructure failure, judged by the parent.
+atomically. No file means the process died: an infrastructure failure, judged by the parent. When the
+parent's end of the ALIVE_FD pipe closes (the parent died, however) the whole process group is killed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from kernelwright.executor.base import call_work, describe_exception
 from kernelwright.sandbox import reaper
 
 
-def main(job_path: str, result_path: str) -> int:
+def main(job_path: str, result_path: str, alive_fd: str) -> int:
+    reaper.watch_parent(int(alive_fd))
     job = json.loads(Path(job_path).read_text())
     reaper.install_signal_handlers()  # a killed unit takes its sandbox workers with it
     try:
@@ -32,4 +34,4 @@ def main(job_path: str, result_path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1], sys.argv[2]))
+    sys.exit(main(*sys.argv[1:4]))

@@ -118,42 +118,56 @@ class LocalExecutor(Executor):
             return Finished(work.key, None, ERROR, describe_exception(exc))
 
     def _in_process(self, work: Work, slot: Slot) -> Finished:
-        scratch = Path(tempfile.mkdtemp(prefix="kw-unit-"))
-        try:
-            job, result = scratch / "job.json", scratch / "result.json"
-            job.write_text(json.dumps({"call": work.call, "kwargs": work.kwargs, "out": str(work.out)}, default=str))
-            code = self._spawn(work, slot, job, result)
-            if reaper.stopping() is not None:
-                raise reaper.Interrupted("kernelwright is stopping; the unit was not finished")
-            if not result.is_file():
-                how = f"signal {-code}" if code < 0 else f"exit code {code}"
-                return Finished(work.key, None, INFRASTRUCTURE,
-                                f"the unit's worker process ended with {how} before reporting a result")
-            payload = json.loads(result.read_text())
-            if payload["ok"]:
-                return Finished(work.key, payload["result"])
-            return Finished(work.key, None, ERROR, payload["message"])
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        return run_child(work, pin=slot.gpu)
 
-    def _spawn(self, work: Work, slot: Slot, job: Path, result: Path) -> int:
-        # The unit is kernelwright's own code and may call an LLM: it keeps this environment (keys included);
-        # the sandbox scrubs it for every candidate process the unit starts.
-        env = dict(os.environ)
-        if slot.gpu is not None:
-            env["CUDA_VISIBLE_DEVICES"] = slot.gpu
-        log = work.log or job.with_name("worker.log")
-        log.parent.mkdir(parents=True, exist_ok=True)
+
+def run_child(work: Work, *, pin: str | None) -> Finished:
+    """Run ``work`` in a fresh ``executor/child.py`` process (pinned to GPU ``pin`` when given) and wait."""
+    scratch = Path(tempfile.mkdtemp(prefix="kw-unit-"))
+    try:
+        job, result = scratch / "job.json", scratch / "result.json"
+        job.write_text(json.dumps({"call": work.call, "kwargs": work.kwargs, "out": str(work.out)}, default=str))
+        code = _spawn(work, pin, job, result)
+        if reaper.stopping() is not None:
+            raise reaper.Interrupted("kernelwright is stopping; the unit was not finished")
+        if not result.is_file():
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            return Finished(work.key, None, INFRASTRUCTURE,
+                            f"the unit's worker process ended with {how} before reporting a result")
+        payload = json.loads(result.read_text())
+        if payload["ok"]:
+            return Finished(work.key, payload["result"])
+        return Finished(work.key, None, ERROR, payload["message"])
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _spawn(work: Work, pin: str | None, job: Path, result: Path) -> int:
+    # The unit is kernelwright's own code and may call an LLM: it keeps this environment (keys included);
+    # the sandbox scrubs it for every candidate process the unit starts.
+    env = dict(os.environ)
+    if pin is not None:
+        env["CUDA_VISIBLE_DEVICES"] = pin
+    log = work.log or job.with_name("worker.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    # The child kills its whole process group (an external agent's processes too) when this end closes,
+    # i.e. when this process dies however it dies (a Ray worker whose raylet was killed included).
+    alive_read, alive_write = os.pipe()
+    try:
         with open(log, "ab") as sink:
-            proc = subprocess.Popen([sys.executable, "-m", "kernelwright.executor.child", str(job), str(result)],
-                                    stdin=subprocess.DEVNULL, stdout=sink, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True, preexec_fn=reaper.die_with_parent(os.getpid()))
+            proc = subprocess.Popen([sys.executable, "-m", "kernelwright.executor.child", str(job), str(result),
+                                     str(alive_read)], stdin=subprocess.DEVNULL, stdout=sink,
+                                    stderr=subprocess.STDOUT, env=env, pass_fds=(alive_read,),
+                                    start_new_session=True)
+        os.close(alive_read)
         reaper.register(proc.pid)
         try:
             return proc.wait()
         finally:
             _stop_group(proc)
             reaper.unregister(proc.pid)
+    finally:
+        os.close(alive_write)
 
 
 def _stop_group(proc: subprocess.Popen) -> None:

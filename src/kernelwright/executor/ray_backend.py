@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from kernelwright.errors import UsageError
-from kernelwright.executor.base import ERROR, INFRASTRUCTURE, Executor, Finished, Started, Work, call_work, \
-    describe_exception
+from kernelwright.executor.base import ERROR, INFRASTRUCTURE, Executor, Finished, Started, Work, describe_exception
+from kernelwright.executor.local import run_child
 
 RETRIES = 3
 MISSING = "--executor ray needs Ray: install it with `pip install 'kernelwright[ray]'`."
@@ -46,13 +46,12 @@ def run_remote(payload: dict[str, Any]) -> dict[str, Any]:
             paths = [_write_input(scratch / "inputs" / name / str(i), filename, data)
                      for i, (filename, data) in enumerate(shipped["items"])]
             kwargs[name] = paths if shipped["many"] else paths[0]
-        out = scratch / "out" / "work"
+        out = scratch / "out" / payload["key"]  # the same folder name as on the driver
         out.parent.mkdir(parents=True)
         started = time.monotonic()
-        try:
-            reply = {"ok": True, "result": call_work(payload["call"], kwargs, out)}
-        except Exception as exc:  # noqa: BLE001 -- the work's error, returned: Ray must not retry it
-            reply = {"ok": False, "message": describe_exception(exc)}
+        # a child process, as locally: when this Ray worker dies, the child's whole group dies with it
+        done = run_child(Work(payload["key"], payload["call"], kwargs, out, log=scratch / "worker.log"), pin=None)
+        reply = {"ok": done.ok, "result": done.result, "failure": done.failure, "message": done.message}
         reply.update(seconds=time.monotonic() - started, node=_node_name(), archive=_archive(out), out=str(out),
                      inputs={name: kwargs[name] for name in payload["files"]})
         return reply
@@ -137,7 +136,7 @@ class RayExecutor(Executor):
         return "cuda" if device.startswith("cuda") else device
 
     def submit(self, work: Work, started: Started | None = None) -> "Future[Finished]":
-        payload = {"call": work.call, "kwargs": {k: v for k, v in work.kwargs.items() if k not in work.files},
+        payload = {"key": work.key, "call": work.call, "kwargs": {k: v for k, v in work.kwargs.items() if k not in work.files},
                    "files": {n: _ship(work.kwargs[n]) for n in work.files}}
         if started is not None:
             started(work, "ray")
@@ -163,7 +162,7 @@ class RayExecutor(Executor):
             return Finished(work.key, None, INFRASTRUCTURE, describe_exception(exc), "ray", seconds)
         _unpack(reply["archive"], work.out)
         if not reply["ok"]:
-            return Finished(work.key, None, ERROR, reply["message"], reply["node"], seconds)
+            return Finished(work.key, None, reply["failure"], reply["message"], reply["node"], seconds)
         pairs = [(reply["out"], str(work.out))]
         for name, remote in reply["inputs"].items():
             pairs += zip(_as_list(remote), _as_list(work.kwargs[name]))
