@@ -515,6 +515,10 @@ def eval_(
         print(json.dumps(results, indent=2, default=str))
         return
     _render_eval(results, wide)
+    unfinished = [u for u in results["units"] if str(u.get("status", "")).endswith("-failure")]
+    if unfinished:  # a dead worker or node: no verdict, and not in the table; a rerun redoes exactly these
+        console.print(f"{len(unfinished)} unit(s) not finished (worker, GPU or node failure, or a kernelwright error; "
+                      "see their notes): run the same command again to redo only them", markup=False, highlight=False)
     console.print(f"wrote {out / 'results.csv'}, {out / 'results.json'} and {out / 'report.html'}", markup=False,
                   highlight=False)
 

@@ -6,7 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from kernelwright.cli import app
 from kernelwright.errors import UsageError
 from kernelwright.evals import run_eval
 from kernelwright.executor import INFRASTRUCTURE, ERROR, UnitStore, Work, execute, make_executor
@@ -96,6 +98,24 @@ def test_a_dead_worker_is_an_infrastructure_failure_not_stored_while_the_other_u
     assert any("infrastructure failure" in line for line in lines) and lines[-1].startswith("[3/3]")
 
 
+def test_an_eval_unit_whose_worker_dies_is_listed_as_an_infrastructure_failure_and_redone_by_a_rerun(tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    shutil.copyfile(SUITE_DIR / "gelu.py", suite / "gelu.py")
+    agents = ["cmd:kill -9 $PPID", "cmd:true"]  # the first kills the unit's worker process (its shell's parent)
+    first = run_eval(str(suite), agents, out=tmp_path / "out", device="cpu", workers=2)
+    dead, fine = first["units"]
+    assert dead["status"] == "infrastructure-failure" and dead["correct"] is None and "signal 9" in dead["note"]
+    assert fine["status"] == "done" and fine["correct"] is False
+    assert [g["agent"] for g in first["aggregates"]] == ["cmd:true"]  # no verdict on the dead unit's agent
+    assert len(list((tmp_path / "out" / "units").glob("*.json"))) == 1
+    shown = CliRunner().invoke(app, ["eval", "--suite", str(suite), "--agent", agents[0], "--agent", agents[1],
+                                     "--out", str(tmp_path / "out"), "--device", "cpu", "--workers", "2"])
+    assert shown.exit_code == 0 and "1 unit(s) not finished" in shown.output, shown.output
+    again = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [(u["status"], u["resumed"]) for u in again["units"]] == [("infrastructure-failure", False), ("done", True)]
+
+
 class Counting(LocalExecutor):
     def __init__(self):
         super().__init__([Slot("cpu0", None)])
@@ -119,10 +139,9 @@ def test_a_unit_claimed_by_another_process_is_waited_for_and_never_run_twice(tmp
     thread = threading.Thread(target=other_driver)
     thread.start()
     executor = Counting()
-    works = [Work(k, "tests.executor.executor_helpers:echo", {"value": k}, tmp_path / k) for k in ("shared", "mine")]
-    sys.path.insert(0, str(HERE))
+    works = [Work(k, "executor_helpers:echo", {"value": k}, tmp_path / k) for k in ("shared", "mine")]
+    sys.path.insert(0, str(HERE))  # the one slot runs works in this process
     try:
-        works = [Work(w.key, "executor_helpers:echo", w.kwargs, w.out) for w in works]
         finished = execute(executor, works, store, live=False)
     finally:
         sys.path.remove(str(HERE))
