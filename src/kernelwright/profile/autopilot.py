@@ -1,0 +1,296 @@
+"""``kernelwright autopilot``: profile a model, emit its top targets as tasks, optimize each, package the
+kernels that beat their fastest baseline, kernelize the model with all of them, and put the measured
+end-to-end speedup beside Amdahl's prediction from the profile.
+
+Every stage writes under ``out`` and is skipped when its output is already there (``autopilot.json``
+holds the decisions), so a killed run resumes: ``optimize`` resumes its own run directories. A target
+whose kernel loses to its fastest baseline is reported and left out. On the CPU nothing is timed
+meaningfully: kernels that verify are shipped for correctness only and no speedup is claimed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import re
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kernelwright.errors import KernelwrightError, UsageError
+from kernelwright.hardware import resolve_device
+
+SCHEMA = "kernelwright.autopilot/1"
+
+
+@dataclass
+class AutopilotResult:
+    model: str
+    size: str
+    phase: str
+    device: str
+    out: Path
+    targets: list[dict[str, Any]] = field(default_factory=list)  # task, share, optimize verdict, decision
+    e2e: dict[str, Any] = field(default_factory=dict)  # eager/kernelized ms, logits check, predicted, measured
+    notes: list[str] = field(default_factory=list)
+    report: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, **{k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}}
+
+
+def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent: str = "offline",
+              minutes: float | None = None, device: str = "auto", out: Path = Path("runs/autopilot"),
+              phase: str = "prefill", seq: int | None = None, layers: int | None = None, dtype: str | None = None,
+              progress=None) -> AutopilotResult:
+    """Run every stage into ``out`` (the same ``out`` resumes). ``minutes``: the whole optimize budget, split
+    evenly over the targets (default: optimize's own per target)."""
+    if top < 1:
+        raise UsageError(f"--top must be at least 1, got {top}.")
+    if minutes is not None and minutes <= 0:
+        raise UsageError(f"--max-minutes must be positive, got {minutes}.")
+    say = progress or (lambda _msg: None)
+    device = resolve_device(device)
+    if not device.startswith("cuda"):  # the kernelized model runs the packaged Triton kernels through the interpreter,
+        from kernelwright.package.e2e import _interpret_triton  # which must be on before anything imports Triton
+
+        _interpret_triton()
+    out = Path(out)
+    result = AutopilotResult(model=model, size=size, phase=phase, device=device, out=out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        profile = _profile(model, size, top=top, device=device, out=out, phase=phase, seq=seq, layers=layers,
+                           dtype=dtype, say=say)
+        state = _load_state(out)
+        tasks = sorted((out / "tasks").glob("*.py"))
+        if not tasks:
+            result.notes.append("The profile found no memory- or launch-bound module that could be written as a task; "
+                                "nothing to optimize.")
+        per_task = minutes / len(tasks) if minutes and tasks else None
+        for task in tasks:
+            entry = state.setdefault(task.stem, {"task": str(task)})
+            _optimize(entry, task, agent=agent, minutes=per_task, device=device, out=out, say=say)
+            _package(entry, task, device=device, out=out, say=say)
+            _save_state(out, state)
+        result.targets = [_with_share(state[t.stem], profile) for t in tasks]
+        shipped = [Path(t["package"]) for t in result.targets if t.get("decision") == "shipped"]
+        if shipped:
+            result.e2e = _end_to_end(model, size, shipped, profile, result.targets, device=device, phase=phase,
+                                     layers=layers, say=say)
+    if not device.startswith("cuda"):
+        result.notes.append("CPU run: correctness only. Kernels ran through Triton's interpreter; no timing here means "
+                            "anything, so no kernel was judged against its baselines and no speedup is claimed.")
+    result.report = str(write_report(result, profile))
+    (out / "autopilot.json").write_text(json.dumps(result.as_json(), indent=2, default=str) + "\n")
+    return result
+
+
+def _profile(model, size, *, top, device, out, phase, seq, layers, dtype, say) -> dict[str, Any]:
+    from kernelwright.profile.run import load, profile_model
+
+    path = out / "profile" / "profile.json"
+    if path.is_file() and (out / "tasks").is_dir():
+        say(f"profile: reusing {path}")
+        return load(path)
+    say("profile: running")
+    result, _ = profile_model(model, size, phase=phase, seq=seq, dtype=dtype, device=device, layers=layers,
+                              out=out / "profile", emit_tasks=out / "tasks", top=top, progress=say)
+    return result.as_json()
+
+
+def _load_state(out: Path) -> dict[str, dict[str, Any]]:
+    path = out / "state.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _save_state(out: Path, state: dict[str, Any]) -> None:
+    tmp = out / "state.json.tmp"
+    tmp.write_text(json.dumps(state, indent=2, default=str) + "\n")
+    tmp.replace(out / "state.json")
+
+
+def _optimize(entry: dict, task: Path, *, agent, minutes, device, out, say) -> None:
+    from kernelwright.run import OptimizeLimit, optimize
+
+    if "optimize" in entry:
+        return
+    say(f"optimize {task.stem} with {agent}")
+    try:
+        run = optimize(task, agent=agent, out=out / "runs" / task.stem, device=device, minutes=minutes,
+                       report=lambda msg: say(f"  {msg}"))
+    except OptimizeLimit as exc:
+        entry.update(optimize={"accepted": False, "message": str(exc)}, decision="left out",
+                     why=f"not covered by {agent}: {exc}")
+        return
+    verdict = run.verdict or {}
+    entry["optimize"] = {"accepted": run.accepted, "run": str(run.out), "status": verdict.get("status"),
+                         "sentence": verdict.get("sentence"), "ratio_vs_fastest": verdict.get("ratio_geomean"),
+                         "speedup_vs_eager": _eager_speedup(run.final_rows)}
+
+
+def _eager_speedup(rows: list[dict[str, Any]]) -> float | None:
+    """Geomean over the final benchmark's shapes of the kernel's speedup over eager (what Amdahl needs: the
+    model runs the eager module)."""
+    ratios = [r["speedup"]["eager"] for r in rows or [] if (r.get("speedup") or {}).get("eager")]
+    return math.exp(sum(math.log(x) for x in ratios) / len(ratios)) if ratios else None
+
+
+def _package(entry: dict, task: Path, *, device, out, say) -> None:
+    from kernelwright.package import package
+
+    if "decision" in entry:
+        return
+    run = entry["optimize"]
+    if not run["accepted"]:
+        entry.update(decision="left out", why="no verified kernel")
+        return
+    if run["status"] == "slower":
+        entry.update(decision="left out", why=f"lost to its fastest baseline: {run['sentence']}")
+        return
+    name = re.sub(r"[^a-z0-9]+", "-", task.stem.lower()).strip("-") + "-kw"
+    repo = out / "kernels" / name
+    say(f"package {name}")
+    try:
+        package(Path(run["run"]), name=name, out=repo, task=str(task), device=device)
+    except KernelwrightError as exc:
+        entry.update(decision="left out", why=f"not packaged: {exc}")
+        return
+    entry.update(decision="shipped", package=str(repo))
+
+
+def _with_share(entry: dict, profile: dict) -> dict:
+    """The target's share of the profiled step, from the profile's targets."""
+    from kernelwright.tasks.task import import_file
+
+    module = import_file(Path(entry["task"]), prefix="kw_autopilot")
+    cls = (getattr(module, "REPLACES", None) or "").rpartition(".")[2]
+    target = next((t for t in profile["targets"] if t["module_class"] == cls), None)
+    return {**entry, "module_class": cls, "share": target["share"] if target else None}
+
+
+def _end_to_end(model, size, repos: list[Path], profile: dict, targets: list[dict], *, device, phase, layers,
+                say) -> dict[str, Any]:
+    """The model eager and kernelized with every shipped layer: latency of the profiled phase, logits against
+    eager, and Amdahl's prediction from the profile's shares and each kernel's speedup over eager."""
+    import torch
+
+    from kernelwright.package.e2e import LOGITS_TOL, PROMPT, _op_calls, _timer, _workloads
+    from kernelwright.package.kernelize import read_package, unkernelize
+    from kernelwright.profile.models import load_model
+
+    dtype = profile["dtype"]
+    net, config = load_model(model, size, device=device, dtype=getattr(torch, dtype), layers=layers)
+    batch, seq = profile["batch"], profile["seq"] or PROMPT.get(size, (1, 32))[1]
+    ids = torch.randint(0, int(config.get("vocab_size") or 32000), (batch, seq),
+                        generator=torch.Generator().manual_seed(0)).to(device)
+    reps = 20 if device.startswith("cuda") else 2
+    timer = _timer(device)
+    prefill, decode = _workloads(net, ids)
+    fn = prefill if phase == "prefill" else decode
+    say("e2e: eager")
+    expected = prefill()[:, -1].float()
+    eager = timer(fn, reps, warmup=3 if reps > 3 else 1)
+    swapped = _kernelize_all(net, repos, device=device, say=say)
+    got = _workloads(net, ids)[0]()[:, -1].float()
+    calls = {repo.name: _op_calls(_workloads(net, ids)[0], read_package(repo)) for repo in repos}
+    rel = float((got - expected).norm() / expected.norm().clamp_min(1e-30))
+    prefill, decode = _workloads(net, ids)
+    kernelized = timer(prefill if phase == "prefill" else decode, reps, warmup=3 if reps > 3 else 1)
+    unkernelize(net)
+    timed = device.startswith("cuda")
+    return {"phase": phase, "eager_ms": eager["median_ms"], "kernelized_ms": kernelized["median_ms"],
+            "timings_meaningful": timed, "swapped": swapped, "kernel_calls": calls,
+            "logits": {"rel_l2": rel, "tolerance": LOGITS_TOL[dtype],
+                       "passed": rel <= LOGITS_TOL[dtype] and all(calls.values())},
+            "measured_speedup": eager["median_ms"] / kernelized["median_ms"] if timed else None,
+            "predicted_speedup": _amdahl(targets) if timed else None}
+
+
+def _kernelize_all(net, repos: list[Path], *, device: str, say) -> dict[str, int]:
+    """Every packaged layer swapped in at once. Each ``kernelize`` call hands modules under keys outside its own
+    mapping back to their original forward, so each call's swaps are kept and put back after the last one.
+    Returns, per repository, the modules still running its layer at the end."""
+    from kernelwright.package.kernelize import kernelize_model
+
+    kept: dict[str, dict[Any, Any]] = {}
+    for repo in repos:
+        say(f"e2e: kernelizing with {repo.name}")
+        with _quiet("kernels"):  # "no kernel mapping found for layer ...": the other layers, expected here
+            kernelize_model(net, repo, device=device)
+        kept[repo.name] = {m: m.__dict__["forward"] for m in net.modules() if _swapped(m)
+                           and not any(m in earlier for earlier in kept.values())}
+    for swaps in kept.values():
+        for module, forward in swaps.items():
+            module.forward = forward
+    return {name: sum(1 for m in swaps if _swapped(m)) for name, swaps in kept.items()}
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str):
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _swapped(module) -> bool:
+    forward = module.__dict__.get("forward")
+    return forward is not None and getattr(forward, "__func__", None) is not type(module).forward
+
+
+def _amdahl(targets: list[dict]) -> float | None:
+    """1 / ((1 - sum p) + sum p / s) over the shipped targets (share p, speedup over eager s)."""
+    shipped = [t for t in targets if t.get("decision") == "shipped"]
+    if not shipped or any(t.get("share") is None or not (t["optimize"].get("speedup_vs_eager")) for t in shipped):
+        return None
+    rest = 1 - sum(t["share"] for t in shipped)
+    return 1 / (rest + sum(t["share"] / t["optimize"]["speedup_vs_eager"] for t in shipped))
+
+
+def write_report(result: AutopilotResult, profile: dict) -> Path:
+    """autopilot.md: one page with the profile's top rows, each target's fate and the end-to-end numbers."""
+    lines = [f"# autopilot: {result.model} {result.size}, {result.phase} on {profile['environment'].get('device_name')}",
+             "", f"Profile: {profile['step_ms']:.3f} ms a step ({profile['dtype']}, batch {profile['batch']}, "
+             f"seq {profile['seq']}); roofline {profile['ceilings']['copy_gbps']:.0f} GB/s "
+             f"({profile['ceilings']['source']}).", "",
+             "| # | module class | op | calls | ms | share | bound | model × at roofline |", "|---|---|---|---|---|---|---|---|"]
+    for r in profile["rows"][:10]:
+        lines.append(f"| {r['rank']} | {r['module_class']} | `{r['op']}` | {r['calls']} | {r['time_ms']:.3f} | "
+                     f"{100 * r['share']:.1f}% | {r['bound']} | {r['speedup_if_roofline']:.3f} |")
+    lines += ["", "## Targets", "", "| task | replaces | share | verdict | decision |", "|---|---|---|---|---|"]
+    for t in result.targets:
+        share = f"{100 * t['share']:.1f}%" if t.get("share") is not None else "–"
+        verdict = (t.get("optimize") or {}).get("sentence") or (t.get("optimize") or {}).get("message") or "–"
+        decision = t.get("decision", "–") + (f": {t['why']}" if t.get("why") else "")
+        lines.append(f"| {Path(t['task']).name} | {t.get('module_class')} | {share} | {_cell(verdict)} | "
+                     f"{_cell(decision)} |")
+    e2e = result.e2e
+    if e2e:
+        lines += ["", "## End to end", "",
+                  f"- {e2e['phase']}: eager {e2e['eager_ms']:.3f} ms, kernelized {e2e['kernelized_ms']:.3f} ms"
+                  + ("" if e2e["timings_meaningful"] else " (CPU, Triton interpreter: not meaningful)"),
+                  f"- layers swapped: {', '.join(f'{k} × {v}' for k, v in e2e['swapped'].items())}; kernel calls in one "
+                  f"prefill: {', '.join(f'{k} {v}' for k, v in e2e['kernel_calls'].items())}",
+                  f"- logits vs eager: rel L2 {e2e['logits']['rel_l2']:.2e} (tolerance {e2e['logits']['tolerance']:.0e})"
+                  f": {'ok' if e2e['logits']['passed'] else 'FAILED'}",
+                  f"- speedup: predicted (Amdahl) {_x(e2e['predicted_speedup'])}, measured {_x(e2e['measured_speedup'])}"]
+    lines += ["", *[f"> {note}" for note in result.notes], ""]
+    path = result.out / "autopilot.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _cell(text: str) -> str:
+    return str(text).replace("|", "/").replace("\n", " ")[:300]
+
+
+def _x(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}x"
