@@ -170,7 +170,7 @@ def _timeout(limits) -> dict:
 
 def _fakes(monkeypatch, clock: _Clock, calls: list, *, probe_s=(10.0, 10.0), verify_s=10.0, round_s=14.0,
            final_s=26.0, compile_ms: float = 1.0, device: str = "cuda:0", verify_s_per_shape: float | None = None,
-           reject: tuple = (), final_fixed: bool = False, final_failure: dict | None = None):
+           reject: tuple = (), final_fixed: bool = False, final_failure: dict | None = None, judge_s: float = 0.0):
     """A GPU run on the CPU: device, verify, bench and clock replaced. A small-shape verification (a
     probe) takes ``probe_s[0]`` the first time (cold) and ``probe_s[1]`` after; one with the benchmark
     shape ``verify_s`` (a number, or per candidate name with "*" for the rest); a tuning round
@@ -180,7 +180,8 @@ def _fakes(monkeypatch, clock: _Clock, calls: list, *, probe_s=(10.0, 10.0), ver
     round for different buckets. torch.compile takes ``compile_ms`` at every shape in the final bench.
     ``final_fixed``: the final bench costs ``final_s`` whatever its repetitions (a task of gigabytes, where
     drawing and re-checking the inputs dominate). ``final_failure``: the final bench fails so (a ``recheck_*``
-    check comes with rows whose re-check failed; any other, with no rows, as a worker that died)."""
+    check comes with rows whose re-check failed; any other, with no rows, as a worker that died). ``judge_s``:
+    the judge phase every accepted verification reports."""
     import kernelwright.bench.bencher as bencher
     import kernelwright.run.entry as entry
     import kernelwright.run.ledger as ledger
@@ -207,7 +208,7 @@ def _fakes(monkeypatch, clock: _Clock, calls: list, *, probe_s=(10.0, 10.0), ver
             return _Outcome({"accepted": False, "failures": [_timeout(limits)]})
         if name in reject:
             return _Outcome({"accepted": False, "failures": [{"check": "determinism", "message": "two runs differ"}]})
-        return _Outcome({"accepted": True, "failures": []})
+        return _Outcome({"accepted": True, "failures": [], "phases": {"judge": judge_s}})
 
     def fake_bench(task, path, *, device, shapes, dtype, limits, warmup_ms=25.0, rep_ms=100.0, baseline_kinds=None):
         name = _name(path)
@@ -524,6 +525,26 @@ def test_a_huge_task_ends_within_its_margin_verified_and_untimed(tmp_path, monke
     assert cut in verdict["budget_cuts"]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["accepted"] and summary["verdict"] == verdict
+
+
+@pytest.mark.parametrize("judge_s, benched", [(0.0, True), (12.0, False)])
+def test_the_final_bench_is_tried_when_half_its_projection_fits(tmp_path, monkeypatch, judge_s, benched):
+    """The 120-s verification of best.py projects the final bench at 120 s; 50 s are left (+ 18 s margin).
+    A bench costs about half a verification at these sizes (FINAL_TRY_FRACTION), so it is tried, and its
+    40 s fit: timed. When the verification's judging took 12 s, that is held back for the bench's own
+    re-check: 56 s are then too few for even half the projection, and best.py stays untimed."""
+    from kernelwright.run import optimize
+    from kernelwright.run.offline import MARGIN
+
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls, verify_s=120.0, final_s=40.0, final_fixed=True, judge_s=judge_s)
+    result = optimize(str(FIXTURES / "kernelbench_softmax_huge.py"), budget=10, out=tmp_path / "run", minutes=3)
+    assert result.accepted, result.message
+    assert result.seconds <= 180 * (1 + MARGIN)
+    assert [kind for kind, *_ in calls][-1] == ("bench" if benched else "verify")
+    assert (result.verdict["status"] == "untimed") is not benched
+    if benched:
+        assert calls[-1][3]["timeout_s"] == pytest.approx(50 + MARGIN * 180)  # 10-s probe + 120-s verify: 50 s left
 
 
 def _task_path(task: str) -> Path:

@@ -45,3 +45,17 @@ def test_fit_budget_keeps_odd_sizes_odd():
     shape = fit_budget(task, {"rows": 4099, "cols": 4099}, 2**14)
     assert math.prod(shape.values()) <= 2**14
     assert all(v % 2 == 1 for v in shape.values())
+
+
+def test_the_budget_counts_input_dims_that_are_no_knob(tmp_path):
+    # KernelBench's 99_TripletMarginLoss: a batch knob over a fixed 8192-wide row; the knob product alone let
+    # a drawn shape keep the whole 32768-row batch (3 GB of inputs to verify one probe)
+    path = tmp_path / "triplet.py"
+    path.write_text("import torch\nbatch_size = 32768\ninput_shape = (8192,)\n"
+                    "class Model(torch.nn.Module):\n    def forward(self, a):\n        return a\n"
+                    "def get_inputs():\n    return [torch.rand(batch_size, *input_shape)]\n"
+                    "def get_init_inputs():\n    return []\n")
+    task = Task(name="triplet", path=path, knobs={"batch_size": 32768})
+    shapes = draw_shapes(task, count=8, budget=2**22, seed=0)
+    assert max(s["batch_size"] for _, s in shapes) * 8192 <= 2**22
+    assert fit_budget(task, {"batch_size": 32768}, 2**22) == {"batch_size": 2**22 // 8192}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import random
 
-from kernelwright.tasks.knobs import fit_budget
+from kernelwright.tasks.knobs import element_counter, fit_budget
 from kernelwright.tasks.task import Task
 from kernelwright.verify.inputs import DISTRIBUTIONS, FUZZ_DISTRIBUTIONS
 
@@ -34,11 +34,12 @@ def draw(task: Task, *, count: int, seed: int, budget: int, leading_cap: int | N
     whole shape within the element budget. The two fuzz-only distributions come first, so even a small
     budget sees them."""
     knobs = list(task.knobs)
+    elements = element_counter(task)
 
     def bounded(shape: dict[str, int]) -> dict[str, int]:
         if leading_cap is not None:
             shape = {k: (min(v, leading_cap) if k != knobs[-1] else v) for k, v in shape.items()}
-        return fit_budget(task, shape, budget)
+        return fit_budget(task, shape, budget, elements)
 
     raw = _hypothesis_draw(task, count, seed) if planner_name() == "hypothesis" else _random_draw(task, count, seed)
     out, seen = [], set()
