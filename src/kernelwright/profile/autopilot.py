@@ -53,6 +53,9 @@ def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent:
         raise UsageError(f"--top must be at least 1, got {top}.")
     if minutes is not None and minutes <= 0:
         raise UsageError(f"--max-minutes must be positive, got {minutes}.")
+    from kernelwright.profile.models import check_model
+
+    check_model(model, size)
     say = progress or (lambda _msg: None)
     device = resolve_device(device)
     if not device.startswith("cuda"):  # the kernelized model runs the packaged Triton kernels through the interpreter,

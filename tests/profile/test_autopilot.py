@@ -1,0 +1,54 @@
+"""autopilot: which targets ship, Amdahl's prediction, and one whole run on the CPU (correctness only) that
+resumes without redoing anything."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from kernelwright.errors import UsageError
+from kernelwright.profile.autopilot import _amdahl, _package, autopilot
+
+
+def test_a_kernel_that_loses_or_does_not_verify_is_left_out_with_the_reason(tmp_path):
+    slower = {"optimize": {"accepted": True, "status": "slower", "sentence": "verified but 1.30x slower than eager"}}
+    _package(slower, tmp_path / "t.py", device="cpu", out=tmp_path, say=print)
+    assert slower["decision"] == "left out" and "1.30x slower" in slower["why"]
+    rejected = {"optimize": {"accepted": False, "status": "none"}}
+    _package(rejected, tmp_path / "t.py", device="cpu", out=tmp_path, say=print)
+    assert rejected["decision"] == "left out" and rejected["why"] == "no verified kernel"
+    assert not (tmp_path / "kernels").exists()
+
+
+def test_amdahl_combines_the_shipped_targets_only():
+    targets = [{"decision": "shipped", "share": 0.2, "optimize": {"speedup_vs_eager": 2.0}},
+               {"decision": "shipped", "share": 0.1, "optimize": {"speedup_vs_eager": 4.0}},
+               {"decision": "left out", "share": 0.3, "optimize": {"speedup_vs_eager": None}}]
+    assert _amdahl(targets) == pytest.approx(1 / (0.7 + 0.1 + 0.025))
+    assert _amdahl(targets[2:]) is None
+
+
+def test_bad_inputs_are_usage_errors(tmp_path):
+    with pytest.raises(UsageError, match="--top"):
+        autopilot(top=0, device="cpu", out=tmp_path)
+    with pytest.raises(UsageError, match="Unknown model"):
+        autopilot("gpt-5", device="cpu", out=tmp_path)
+
+
+def test_the_small_qwen3_runs_end_to_end_on_the_cpu_and_resumes(tmp_path):
+    out = tmp_path / "ap"
+    args = [sys.executable, "-m", "kernelwright", "autopilot", "qwen3", "--device", "cpu", "--top", "1",
+            "--layers", "1", "--seq", "16", "--max-minutes", "2", "--out", str(out)]
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    first = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    result = json.loads((out / "autopilot.json").read_text())
+    (target,) = result["targets"]
+    assert target["module_class"] == "Qwen3RMSNorm" and target["decision"] == "shipped"
+    assert result["e2e"]["logits"]["passed"] and result["e2e"]["kernel_calls"] == {"qwen3rms-norm-kw": 5}  # 4 in the layer, 1 final
+    assert result["e2e"]["measured_speedup"] is None  # CPU: correctness only, no speedup claimed
+    assert "correctness only" in (out / "autopilot.md").read_text()
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
+    assert again.returncode == 0 and "reusing" in again.stderr and "optimize qwen3rms_norm" not in again.stderr
