@@ -471,6 +471,42 @@ def profile_(
         render_profile(console, result.as_json(), top=top, wide=wide)
 
 
+@app.command()
+def autopilot(
+    model: str = typer.Argument("qwen3", help="llama or qwen3 (random weights, with --size), or a transformers config "
+                                              "file or model directory"),
+    size: str = typer.Option("small", help="small (CPU-friendly) or 8b-shape"),
+    top: int = typer.Option(3, help="targets to optimize at most (the top memory- or launch-bound modules)"),
+    agent: str = typer.Option("offline", help="the agent optimize uses (see `kernelwright optimize --help`)"),
+    max_minutes: Optional[float] = typer.Option(None, help="the whole optimize budget, split over the targets "
+                                                           "(default: optimize's own for each)"),
+    out: Path = typer.Option(Path("runs/autopilot"), help="run directory; the same directory resumes"),
+    device: str = typer.Option("auto", help=DEVICE_HELP),
+    phase: str = typer.Option("prefill", help="prefill or decode: the phase profiled and measured"),
+    seq: Optional[int] = typer.Option(None, help="prompt tokens (default: 32 small, 2048 8b-shape)"),
+    layers: Optional[int] = typer.Option(None, help="override the number of decoder layers"),
+    dtype: Optional[str] = typer.Option(None, help="bfloat16 (GPU default), float16 or float32 (CPU default)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.autopilot/1)"),
+) -> None:
+    """Profile a model, turn its top memory-bound modules into tasks, optimize them, package the kernels that beat
+    their fastest baseline, kernelize the model with all of them and compare the end-to-end speedup with Amdahl's
+    prediction; writes OUT/autopilot.md. Exit 0, 1 logits mismatch, 2 usage error."""
+    from kernelwright.profile.autopilot import autopilot as run_autopilot
+
+    try:
+        result = run_autopilot(model, size, top=top, agent=agent, minutes=max_minutes, device=device, out=out,
+                               phase=phase, seq=seq, layers=layers, dtype=dtype,
+                               progress=lambda line: errors.print(line, style="dim", markup=False, highlight=False))
+    except KernelwrightError as exc:
+        _fail_usage(exc)
+    if as_json:
+        print(json.dumps(result.as_json(), indent=2, default=str))
+    else:
+        console.print(Path(result.report).read_text(), markup=False, highlight=False, soft_wrap=True)
+    check = result.e2e.get("logits") if result.e2e else None
+    raise typer.Exit(1 if check and not check["passed"] else 0)
+
+
 @app.command("eval")
 def eval_(
     suite: str = typer.Option(..., help="bundled, a directory of task files, a KernelBench level directory, or an "
