@@ -32,6 +32,7 @@ if ws.name.endswith("--r1"):
 note("end")
 """
 RUNS = 3
+RAY_CLI = str(next((p for p in (Path(sys.executable).parent / "ray",) if p.is_file()), "ray"))  # this venv's first
 # a dead node is noticed in about a second, not Ray's default 15 or so
 FAST_HEALTH_CHECKS = {"RAY_health_check_initial_delay_ms": "1000", "RAY_health_check_period_ms": "500",
                       "RAY_health_check_timeout_ms": "500", "RAY_health_check_failure_threshold": "2"}
@@ -47,7 +48,7 @@ def start_node(args: list[str], name: str, folder: Path) -> subprocess.Popen:
     # its own process group: stopped with killpg at the end, never with a machine-wide `ray stop`
     env = {**os.environ, "KW_TEST_NODE": name, "RAY_USAGE_STATS_ENABLED": "0", **FAST_HEALTH_CHECKS}
     with open(folder / f"{name}.log", "wb") as log:
-        return subprocess.Popen(["ray", "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+        return subprocess.Popen([RAY_CLI, "start", "--block", "--node-ip-address=127.0.0.1", "--num-cpus=1",
                                  "--num-gpus=0", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
 

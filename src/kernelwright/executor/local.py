@@ -81,7 +81,7 @@ class LocalExecutor(Executor):
         self._free: queue.Queue[Slot] = queue.Queue()
         for slot in slots:
             self._free.put(slot)
-        self._pool = ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="kw-slot")
+        self._pool = ThreadPoolExecutor(max_workers=len(slots), thread_name_prefix="kw-slot")  # unused inline
 
     def describe(self) -> str:
         where = "in this process" if self.inline else ", ".join(s.name for s in self.slots)
@@ -94,7 +94,13 @@ class LocalExecutor(Executor):
         return "cuda" if device.startswith("cuda") and not self.inline else device
 
     def submit(self, work: Work, started: Started | None = None) -> "Future[Finished]":
-        return self._pool.submit(self._run, work, started)
+        if not self.inline:
+            return self._pool.submit(self._run, work, started)
+        # One slot: the work runs here, in the calling (main) thread, as eval always ran it, so Ctrl-C
+        # interrupts it (an external agent's subprocess included) instead of waiting for a pool thread.
+        done: Future[Finished] = Future()
+        done.set_result(self._run(work, started))
+        return done
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

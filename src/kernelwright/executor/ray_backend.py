@@ -122,6 +122,11 @@ class RayExecutor(Executor):
         except ConnectionError as exc:
             raise UsageError(f"cannot reach the Ray cluster at {address or 'this host'} ({exc}); start it with "
                              "`ray start --head` or pass --executor ray:HOST:PORT.") from None
+        if self.capacity() < 1:
+            self.ray.shutdown()
+            kind = "GPU" if gpu else "CPU"
+            raise UsageError(f"the Ray cluster at {address or 'this host'} has no {kind} to run units on; add a node "
+                             f"with a {kind} or run with --device {'cpu' if gpu else 'cuda'}.")
         resource = {"num_gpus": 1} if gpu else {"num_cpus": 1}
         self.task = self.ray.remote(max_calls=1, max_retries=retries, retry_exceptions=False,
                                     **resource)(run_remote)
