@@ -97,3 +97,21 @@ def test_an_uncovered_op_outside_the_families_keeps_its_own_name():
     with pytest.raises(Unsupported) as info:
         capture(load_task(FIXTURES / "kernelbench_cumsum.py"))
     assert info.value.outside == "" and str(info.value).startswith("aten.cumsum")
+
+
+def test_cross_entropy_picks_the_target_logit_in_the_first_pass():
+    """The gathered log-softmax is recomputed from the picked logit, so the per-row loss waits only for
+    the max and the sum of exp: its looped kernel (online form) reads the logits in one pass."""
+    from kernelwright.search import variants
+    from kernelwright.search.capture import REDUCTIONS
+    from kernelwright.search.codegen import generate
+
+    program = capture(load_task(TASKS / "cross_entropy_mean.py"))
+    rows = program.stages[0]
+    sums = [n for n in rows.nodes if n.op in REDUCTIONS]
+    picked = [n for n in sums if rows.node_by_name[n.args[0]].op == "where"]
+    assert len(picked) == 1 and rows.node_by_name[rows.node_by_name[picked[0].args[0]].args[1]].op == "input"
+    source = generate(program, [((1, 1), variants.config(one_pass=False, block=64))])
+    kernel = source[source.index("def _rows_kernel_0"):source.index("def _rows_kernel_1")]
+    online = kernel[kernel.index("if ONLINE:"):kernel.index("else:", kernel.index("if ONLINE:"))]
+    assert online.count("for start in range(") == 1                 # one read of the logits per row

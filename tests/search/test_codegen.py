@@ -11,6 +11,7 @@ from kernelwright.tasks.task import load_task
 from kernelwright.verify import verify
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
+TASKS = Path(__file__).parent / "tasks"
 LOOPED = variants.config(one_pass=False, block=16, rows=2, warps=4, programs_per_sm=1)
 ONE_PASS = variants.config(one_pass=True, rows=4, warps=4)
 
@@ -197,3 +198,46 @@ def test_a_wrong_column_kernel_is_rejected(tmp_path):
     path = tmp_path / "kernel.py"
     path.write_text(broken)
     assert not verify(load_task(task).path, path, device="cpu", shapes=2, seed=1).accepted
+
+
+SPLIT = {**variants.config(one_pass=False, block=64, rows=8, warps=4), "split": 1}
+COLUMN_SPLIT = {**variants.config(one_pass=False, block=16, rows=16, warps=4), "column": True, "split": 1}
+
+
+@pytest.mark.parametrize("task, cfg", [
+    (TASKS / "layernorm_long_rows.py", variants.accurate(SPLIT)),      # two dependent levels, 3 launches
+    (TASKS / "log_softmax_rows.py", SPLIT),                            # online max/sum-exp partials
+    (FIXTURES / "kernelbench_sum_dim1.py", COLUMN_SPLIT),             # tall columns split over the reduced dim
+    (TASKS / "cross_entropy_mean.py", SPLIT),                          # staged: per-row loss, then the mean
+], ids=["layernorm-split", "log-softmax-split", "column-split", "cross-entropy-split"])
+def test_split_schedules_are_accepted(tmp_path, task, cfg):
+    """Rows (or column tiles) split into parts whose partial statistics a later launch combines: the
+    verifier accepts them on its drawn shapes (at least two parts each, whatever the shape)."""
+    source = generate(capture(load_task(task)), [((1, 1), cfg)])
+    assert "def _split_kernel" in source and "_split_parts(" in source
+    path = tmp_path / "kernel.py"
+    path.write_text(source)
+    result = verify(load_task(task).path, path, device="cpu", shapes=3, seed=1)
+    assert result.accepted, result.failures[:2]
+
+
+def test_a_split_kernel_that_skips_the_combine_is_rejected(tmp_path):
+    """The split test above means something: a kernel that reads only part 0's partials is rejected."""
+    task = load_task(TASKS / "log_softmax_rows.py")
+    source = generate(capture(task), [((1, 1), SPLIT)])
+    broken = source.replace("tl.arange(0, SPLIT)[None, :]", "0 * tl.arange(0, SPLIT)[None, :]")
+    assert broken != source
+    path = tmp_path / "kernel.py"
+    path.write_text(broken)
+    assert not verify(task.path, path, device="cpu", shapes=2, seed=1).accepted
+
+
+def test_a_split_schedule_is_refused_where_partials_have_no_combine():
+    """argmax keeps an index per part, which the split combine does not carry: no split form."""
+    from kernelwright.search.capture import Unsupported
+    from kernelwright.search.codegen import splittable
+
+    argmax = capture(load_task(TASKS / "nan_reductions.py"))
+    assert splittable(capture(load_task("softmax"))) and not splittable(argmax)
+    with pytest.raises(Unsupported, match="split"):
+        generate(argmax, [((1, 1), SPLIT)])

@@ -65,3 +65,32 @@ def test_a_reduced_middle_dim_with_a_wide_inner_dim_is_read_as_columns_first():
     assert variants.ranked("rows", 3 * 37, 50, inner=37)[0]["rows"] == 64      # tile no wider than inner needs
     assert [label for label, _ in variants.probes("rows", "cpu", inner=6)] == ["probe-looped", "probe-column"]
     assert [label for label, _ in variants.probes("rows", "cpu")] == ["probe-looped"]
+
+
+def test_few_long_rows_and_tall_columns_lead_with_a_split_schedule():
+    """KernelBench 40_LayerNorm (16 rows of 4M) would run one program per row on 16 of 132 SMs: split
+    leads. Rows enough to fill the GPU (23_Softmax: 4096 x 393216), short rows, and a program without a
+    split form keep rows; a middle-dim reduction with few column tiles and a tall reduced dim splits
+    the columns, one with many tiles (47's 128 x 4096 x 4095) keeps the column schedule."""
+    assert variants.schedule("rows", 16, 64 * 256 * 256, split_ok=True) == "split"
+    assert variants.schedule("rows", 16, 64 * 256 * 256, split_ok=False) == "rows"
+    assert variants.schedule("rows", 4096, 393216, split_ok=True) == "rows"
+    assert variants.schedule("rows", 16, 4096, split_ok=True) == "rows"
+    assert variants.schedule("rows", 2 * 64, 1 << 20, inner=64, split_ok=True) == "column-split"
+    assert variants.schedule("rows", 128 * 4095, 4096, inner=4095, split_ok=True) == "column"
+    assert variants.schedule("pointwise", 1, 1 << 24, split_ok=True) == "pointwise"
+
+    long_rows = variants.ranked("rows", 16, 64 * 256 * 256, split_ok=True)
+    assert long_rows[0]["split"] and not long_rows[0]["one_pass"] and long_rows[0]["accurate"]
+    assert any(not c.get("split") for c in long_rows)               # the unsplit rows stay as variants
+    tall = variants.ranked("rows", 2 * 64, 1 << 20, inner=64, split_ok=True)
+    assert tall[0]["split"] and tall[0]["column"] and tall[0]["rows"] <= 64
+    assert not any(c.get("split") for c in variants.ranked("rows", 4096, 393216, split_ok=True))
+
+
+def test_split_probes_only_when_a_bucket_splits():
+    assert [label for label, _ in variants.probes("rows", "cpu", split=True)] == ["probe-looped", "probe-split"]
+    assert [label for label, _ in variants.probes("rows", "cuda", inner=6, split=True)][-2:] == \
+        ["probe-split", "probe-column-split"]
+    assert all(cfg.get("split") for label, cfg in variants.probes("rows", "cpu", inner=6, split=True)
+               if "split" in label)

@@ -71,8 +71,9 @@ def probes(kind: str, device: str = "cuda", inner: int = 1, split: bool = False)
     column = [("probe-column", {**config(one_pass=False, block=16, rows=16, warps=4, programs_per_sm=1),
                                 "column": True})] if kind == "rows" and inner > 1 else []
     if kind == "rows" and split:  # parts of rows and their combine (at least 2 parts whatever the shape)
-        chunk = CPU_PROBE_BLOCK if device == "cpu" else 16
-        column += [("probe-split", {**config(one_pass=False, block=chunk, rows=2, warps=4), "split": 1})]
+        cpu = device == "cpu"
+        column += [("probe-split", {**config(one_pass=False, block=CPU_PROBE_BLOCK if cpu else 16, rows=8 if cpu else 2,
+                                             warps=4), "split": 1})]
         if inner > 1:
             column += [("probe-column-split", {**column[0][1], "split": 1})]
     if device == "cpu":
