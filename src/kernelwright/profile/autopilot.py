@@ -10,9 +10,7 @@ meaningfully: kernels that verify are shipped for correctness only and no speedu
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import math
 import re
 import time
@@ -84,6 +82,8 @@ def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent:
         if shipped:
             result.e2e = _end_to_end(model, size, shipped, profile, result.targets, device=device, phase=phase,
                                      layers=layers, say=say)
+            result.e2e["profile_diff"] = _diff(model, size, shipped, profile, device=device, phase=phase,
+                                               layers=layers, out=out, say=say)
     if not device.startswith("cuda"):
         result.notes.append("CPU run: correctness only. Kernels ran through Triton's interpreter; no timing here means "
                             "anything, so no kernel was judged against its baselines and no speedup is claimed.")
@@ -103,6 +103,18 @@ def _profile(model, size, *, top, device, out, phase, seq, layers, dtype, say) -
     result, _ = profile_model(model, size, phase=phase, seq=seq, dtype=dtype, device=device, layers=layers,
                               out=out / "profile", emit_tasks=out / "tasks", top=top, progress=say)
     return result.as_json()
+
+
+def _diff(model, size, repos: list[Path], profile: dict, *, device, phase, layers, out, say) -> list[dict]:
+    """The kernelized model profiled like the eager one, per op against it: what kernelize changed."""
+    from kernelwright.profile.run import profile_model
+    from kernelwright.profile.table import compare
+
+    say("profile: the kernelized model")
+    after, _ = profile_model(model, size, phase=phase, batch=profile["batch"], seq=profile["seq"],
+                             dtype=profile["dtype"], device=device, layers=layers, out=out / "profile-kernelized",
+                             kernels=repos, progress=say)
+    return compare(profile, after.as_json())
 
 
 def _load_state(out: Path) -> dict[str, dict[str, Any]]:
@@ -184,6 +196,7 @@ def _end_to_end(model, size, repos: list[Path], profile: dict, targets: list[dic
     from kernelwright.package.e2e import LOGITS_TOL, PROMPT, _op_calls, _timer, _workloads
     from kernelwright.package.kernelize import read_package, unkernelize
     from kernelwright.profile.models import load_model
+    from kernelwright.profile.swap import kernelize_all
 
     dtype = profile["dtype"]
     net, config = load_model(model, size, device=device, dtype=getattr(torch, dtype), layers=layers)
@@ -197,7 +210,7 @@ def _end_to_end(model, size, repos: list[Path], profile: dict, targets: list[dic
     say("e2e: eager")
     expected = prefill()[:, -1].float()
     eager = timer(fn, reps, warmup=3 if reps > 3 else 1)
-    swapped = _kernelize_all(net, repos, device=device, say=say)
+    swapped = kernelize_all(net, repos, device=device, say=say)
     got = _workloads(net, ids)[0]()[:, -1].float()
     calls = {repo.name: _op_calls(_workloads(net, ids)[0], read_package(repo)) for repo in repos}
     rel = float((got - expected).norm() / expected.norm().clamp_min(1e-30))
@@ -211,41 +224,6 @@ def _end_to_end(model, size, repos: list[Path], profile: dict, targets: list[dic
                        "passed": rel <= LOGITS_TOL[dtype] and all(calls.values())},
             "measured_speedup": eager["median_ms"] / kernelized["median_ms"] if timed else None,
             "predicted_speedup": _amdahl(targets) if timed else None}
-
-
-def _kernelize_all(net, repos: list[Path], *, device: str, say) -> dict[str, int]:
-    """Every packaged layer swapped in at once. Each ``kernelize`` call hands modules under keys outside its own
-    mapping back to their original forward, so each call's swaps are kept and put back after the last one.
-    Returns, per repository, the modules still running its layer at the end."""
-    from kernelwright.package.kernelize import kernelize_model
-
-    kept: dict[str, dict[Any, Any]] = {}
-    for repo in repos:
-        say(f"e2e: kernelizing with {repo.name}")
-        with _quiet("kernels"):  # "no kernel mapping found for layer ...": the other layers, expected here
-            kernelize_model(net, repo, device=device)
-        kept[repo.name] = {m: m.__dict__["forward"] for m in net.modules() if _swapped(m)
-                           and not any(m in earlier for earlier in kept.values())}
-    for swaps in kept.values():
-        for module, forward in swaps.items():
-            module.forward = forward
-    return {name: sum(1 for m in swaps if _swapped(m)) for name, swaps in kept.items()}
-
-
-@contextlib.contextmanager
-def _quiet(logger_name: str):
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
-
-
-def _swapped(module) -> bool:
-    forward = module.__dict__.get("forward")
-    return forward is not None and getattr(forward, "__func__", None) is not type(module).forward
 
 
 def _amdahl(targets: list[dict]) -> float | None:
@@ -284,6 +262,14 @@ def write_report(result: AutopilotResult, profile: dict) -> Path:
                   f"- logits vs eager: rel L2 {e2e['logits']['rel_l2']:.2e} (tolerance {e2e['logits']['tolerance']:.0e})"
                   f": {'ok' if e2e['logits']['passed'] else 'FAILED'}",
                   f"- speedup: predicted (Amdahl) {_x(e2e['predicted_speedup'])}, measured {_x(e2e['measured_speedup'])}"]
+    diff = (e2e or {}).get("profile_diff") or []
+    if diff:
+        lines += ["", "## What kernelize changed (per op, eager → kernelized profile)", "",
+                  "| module class | op | ms before | ms after | Δ ms |", "|---|---|---|---|---|"]
+        changed = [d for d in diff if d["before_ms"] is None or d["after_ms"] is None]
+        for d in changed[:12]:
+            lines.append(f"| {d['module_class']} | `{d['op']}` | {_ms(d['before_ms'])} | {_ms(d['after_ms'])} | "
+                         f"{d['delta_ms']:+.3f} |")
     lines += ["", *[f"> {note}" for note in result.notes], ""]
     path = result.out / "autopilot.md"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -293,6 +279,10 @@ def write_report(result: AutopilotResult, profile: dict) -> Path:
 
 def _cell(text: str) -> str:
     return str(text).replace("|", "/").replace("\n", " ")[:300]
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
 
 
 def _x(value: float | None) -> str:

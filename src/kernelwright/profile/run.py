@@ -57,13 +57,14 @@ class Capture:
 def profile_model(model: str = "qwen3", size: str = "small", *, phase: str = "prefill", batch: int = 1,
                   seq: int | None = None, dtype: str | None = None, device: str = "auto", layers: int | None = None,
                   steps: int | None = None, out: Path | None = None, emit_tasks: Path | None = None, top: int = 10,
-                  progress=None) -> tuple[ProfileResult, Capture]:
+                  kernels: list[Path] | None = None, progress=None) -> tuple[ProfileResult, Capture]:
     """Profile ``model`` and rank its ops; with ``emit_tasks``, write a task file for each of the ``top``
-    memory-bound leaf modules there. Writes profile.json and trace.json under ``out`` when given."""
+    memory-bound leaf modules there; with ``kernels`` (repositories written by ``kernelwright package``), profile
+    the model kernelized with all of them. Writes profile.json and trace.json under ``out`` when given."""
     with warnings.catch_warnings():  # transformers' deprecation FutureWarnings are nothing a user can act on
         warnings.simplefilter("ignore", FutureWarning)
         return _profile(model, size, phase=phase, batch=batch, seq=seq, dtype=dtype, device=device, layers=layers,
-                        steps=steps, out=out, emit_tasks=emit_tasks, top=top,
+                        steps=steps, out=out, emit_tasks=emit_tasks, top=top, kernels=list(kernels or []),
                         progress=progress or (lambda _msg: None))
 
 
@@ -79,7 +80,8 @@ def _check(phase: str, batch: int, seq: int | None, dtype: str | None, steps: in
             raise UsageError(f"{name} must be at least 1, got {value}.")
 
 
-def _profile(model, size, *, phase, batch, seq, dtype, device, layers, steps, out, emit_tasks, top, progress):
+def _profile(model, size, *, phase, batch, seq, dtype, device, layers, steps, out, emit_tasks, top, kernels,
+             progress):
     import torch
 
     from kernelwright.package.e2e import PROMPT, _workloads
@@ -93,9 +95,20 @@ def _profile(model, size, *, phase, batch, seq, dtype, device, layers, steps, ou
     on_gpu = device.startswith("cuda")
     if size == "8b-shape" and not on_gpu:
         raise UsageError("--size 8b-shape needs a GPU; on the CPU profile --size small.")
+    if kernels and not on_gpu:  # the packaged Triton kernels run through the interpreter, on before Triton loads
+        from kernelwright.package.e2e import _interpret_triton
+
+        _interpret_triton()
     dtype = dtype or ("bfloat16" if on_gpu else "float32")
     progress(f"building {model} on {device} ({dtype})")
     net, config = load_model(model, size, device=device, dtype=getattr(torch, dtype), layers=layers)
+    if kernels:
+        from kernelwright.profile.swap import kernelize_all
+
+        swapped = kernelize_all(net, kernels, device=device, say=progress)
+        if not all(swapped.values()):
+            raise UsageError(f"These kernels replaced no module of {model}: "
+                             f"{', '.join(k for k, n in swapped.items() if not n)}.")
     seq = seq or PROMPT.get(size, (1, 32))[1]
     steps = steps or (10 if on_gpu else 3)
     environment = describe(device)
@@ -115,6 +128,9 @@ def _profile(model, size, *, phase, batch, seq, dtype, device, layers, steps, ou
     events, trace = _record(net, fn, steps, device)
     _rank(result, events, capture, on_gpu)
     _notes(result, on_gpu)
+    if kernels:
+        result.notes.append(f"Kernelized with {', '.join(str(k) for k in kernels)}"
+                            + ("" if on_gpu else " (Triton interpreter: its times mean nothing)") + ".")
     if emit_tasks is not None:
         from kernelwright.profile.tasks import emit_tasks as emit
 
