@@ -444,6 +444,9 @@ def profile_(
                                                                          "module here"),
     compare: Optional[tuple[Path, Path]] = typer.Option(None, "--compare", help="A.json B.json: per op, time "
                                                                                  "before and after (runs nothing)"),
+    kernel: Optional[list[Path]] = typer.Option(None, "--kernel", help="profile the model kernelized with this "
+                                                                       "`kernelwright package` repository "
+                                                                       "(repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.profile/1)"),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
@@ -462,7 +465,7 @@ def profile_(
             return
         result, _ = profile_model(model, size, phase=phase, batch=batch, seq=seq, dtype=dtype, device=device,
                                   layers=layers, steps=steps, out=out, emit_tasks=emit_tasks, top=top,
-                                  progress=lambda line: errors.print(line, style="dim", markup=False, highlight=False))
+                                  kernels=kernel, progress=lambda line: errors.print(line, style="dim", markup=False, highlight=False))
     except KernelwrightError as exc:
         _fail_usage(exc)
     if as_json:
