@@ -103,7 +103,8 @@ def main() -> None:
                                       if one["evaluations_per_min"] else None),
               "timings_compared": len(judged), "timings_agree": sum(p["agree"] for p in judged), "pairs": pairs}
     (args.out / "executor_scaling.json").write_text(json.dumps(report, indent=2))
-    lines = ["| GPUs | wall s | units | evaluations | units/min | evaluations/min | correct |", "|---|---|---|---|---|---|---|"]
+    lines = ["| GPUs | wall s | units | evaluations | units/min | evaluations/min | correct |",
+             "|---|---|---|---|---|---|---|"]
     for run in (one, many):
         lines.append(f"| {run['gpus']} | {run['wall_s']} | {run['units']} | {run['evaluations']} | "
                      f"{run['units_per_min']} | {run['evaluations_per_min']} | {run['correct']} |")

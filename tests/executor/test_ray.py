@@ -26,7 +26,7 @@ def note(what):
     with open(log, "a") as f:
         f.write(f"{what} {os.environ.get('KW_TEST_NODE', '?')} {ws.name} {time.time():.2f} {os.getppid()}\\n")
 note("start")
-time.sleep(3)
+time.sleep(2)
 if ws.name.endswith("--r1"):
     shutil.copyfile(sys.argv[3], ws / "candidate.py")
 note("end")
@@ -58,8 +58,9 @@ def session_pids(sid: int, needle: str = "") -> list[int]:
     found = []
     for entry in os.listdir("/proc"):
         try:
-            if entry.isdigit() and os.getsid(int(entry)) == sid and needle in Path(f"/proc/{entry}/cmdline").read_text():
-                found.append(int(entry))
+            if entry.isdigit() and os.getsid(int(entry)) == sid:
+                if needle in Path(f"/proc/{entry}/cmdline").read_text():
+                    found.append(int(entry))
         except (OSError, ProcessLookupError):
             continue
     return found

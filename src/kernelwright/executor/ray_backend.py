@@ -132,7 +132,8 @@ class RayExecutor(Executor):
                                     **resource)(run_remote)
 
     def describe(self) -> str:
-        return f"ray executor at {self.address or 'a local cluster'}: {self.capacity()} {'GPU' if self.gpu else 'CPU'} slot(s)"
+        kind = "GPU" if self.gpu else "CPU"
+        return f"ray executor at {self.address or 'a local cluster'}: {self.capacity()} {kind} slot(s)"
 
     def capacity(self) -> int:
         return int(self.ray.cluster_resources().get("GPU" if self.gpu else "CPU", 0))
@@ -141,7 +142,8 @@ class RayExecutor(Executor):
         return "cuda" if device.startswith("cuda") else device
 
     def submit(self, work: Work, started: Started | None = None) -> "Future[Finished]":
-        payload = {"key": work.key, "call": work.call, "kwargs": {k: v for k, v in work.kwargs.items() if k not in work.files},
+        payload = {"key": work.key, "call": work.call,
+                   "kwargs": {k: v for k, v in work.kwargs.items() if k not in work.files},
                    "files": {n: _ship(work.kwargs[n]) for n in work.files}}
         if started is not None:
             started(work, "ray")
