@@ -94,3 +94,20 @@ def test_split_probes_only_when_a_bucket_splits():
         ["probe-split", "probe-column-split"]
     assert all(cfg.get("split") for label, cfg in variants.probes("rows", "cpu", inner=6, split=True)
                if "split" in label)
+
+
+def test_optimize_plans_each_bucket_with_its_schedule_and_best_py_dispatches_to_it():
+    """The offline run's buckets carry the schedule their shape picked, the split probes come with it,
+    and the prior table's source (best.py before tuning) holds the split configuration it dispatches on."""
+    from kernelwright.run.offline import prepare
+
+    tall = prepare(load_task(TASKS / "tall_column_mean.py"), "cpu")
+    assert [b["schedule"] for b in tall.buckets] == ["column-split"]
+    assert "probe-column-split" in [label for label, _, _ in tall.probes]
+    long_rows = prepare(load_task(TASKS / "layernorm_long_rows.py"), "cpu")
+    assert [b["schedule"] for b in long_rows.buckets] == ["split"]
+    table = [(tuple(b["key"]), b["ranked"][0]) for b in long_rows.buckets]
+    source = generate(long_rows.program, table)
+    assert "split=4" in source and 'if config.get("split"):' in source
+    short = prepare(load_task(TASKS / "log_softmax_rows.py"), "cpu")
+    assert [b["schedule"] for b in short.buckets] == ["rows"] and "probe-split" not in str(short.probes)
