@@ -131,7 +131,7 @@ def profile(device: str, *, refresh: bool = False) -> DeviceProfile:
                              copy_gbps=round(measure_copy_gbps(device), 1), read_gbps=round(measure_read_gbps(device), 1),
                              matmul_tflops=measure_matmul_tflops(device))
     key.parent.mkdir(parents=True, exist_ok=True)
-    tmp = key.with_suffix(".tmp")
+    tmp = key.with_name(f"{key.name}.{os.getpid()}.tmp")  # units on two GPUs may measure and write at once
     tmp.write_text(json.dumps(measured.as_dict(), indent=2))
     tmp.replace(key)
     return measured
