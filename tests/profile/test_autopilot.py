@@ -47,12 +47,12 @@ def test_the_small_qwen3_runs_end_to_end_on_the_cpu_and_resumes(tmp_path):
     result = json.loads((out / "autopilot.json").read_text())
     (target,) = result["targets"]
     assert target["module_class"] == "Qwen3RMSNorm" and target["decision"] == "shipped"
-    assert result["e2e"]["logits"]["passed"] and result["e2e"]["kernel_calls"] == {"qwen3rms-norm-kw": 5}  # 4 in the layer, 1 final
+    assert result["e2e"]["logits"]["passed"] and result["e2e"]["kernel_calls"] == {"qwen3-rms-norm-kw": 5}  # 4 in the layer, 1 final
     assert result["e2e"]["measured_speedup"] is None  # CPU: correctness only, no speedup claimed
     diff = {(d["module_class"], d["op"]): d for d in result["e2e"]["profile_diff"]}  # eager vs kernelized profile
     assert diff[("Qwen3RMSNorm", "aten::pow")]["after_ms"] is None
-    kernel_ops = [d for (cls, op), d in diff.items() if cls == "Qwen3RMSNorm" and op.endswith("::qwen3rms_norm")]
+    kernel_ops = [d for (cls, op), d in diff.items() if cls == "Qwen3RMSNorm" and op.endswith("::qwen3_rms_norm")]
     assert len(kernel_ops) == 1 and kernel_ops[0]["before_ms"] is None and kernel_ops[0]["after_calls"] == 5
     assert "correctness only" in (out / "autopilot.md").read_text()
     again = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
-    assert again.returncode == 0 and "reusing" in again.stderr and "optimize qwen3rms_norm" not in again.stderr
+    assert again.returncode == 0 and "reusing" in again.stderr and "optimize qwen3_rms_norm" not in again.stderr

@@ -28,7 +28,7 @@ def render_profile(console: Console, result: dict[str, Any], *, top: int, wide: 
     roof = "this CPU's measured copy bandwidth" if result["device"] == "cpu" else "the measured copy bandwidth"
     title = (f"profile {result['model']} {result['size']} {result['phase']} (batch {result['batch']}, seq "
              f"{result['seq']}, {result['dtype']}) on {env.get('device_name')}: {result['step_ms']:.3f} ms a step")
-    columns = ["#", "module class", "op", "calls", "ms", "share", "cum.", "shapes", "bytes", "GB/s",
+    columns = ["#", "module class", "op", "calls", "ms", "share", "cum.", "shapes", "bytes", "GB/s", "TFLOP/s",
                f"% roofline ({ceil['copy_gbps']:.0f} GB/s)", "bound", "saved ms", "model ×"]
     rows = []
     for r in result["rows"][:top]:
@@ -36,9 +36,9 @@ def render_profile(console: Console, result: dict[str, Any], *, top: int, wide: 
         rows.append([escape(str(v)) for v in (
             r["rank"], r["module_class"], r["op"], r["calls"], f"{r['time_ms']:.3f}", _pct(r["share"]),
             _pct(r["cumulative_share"]), shapes, _bytes(r["bytes"]), f"{r['gbps']:.1f}",
-            _pct(r["fraction_of_roofline"]), r["bound"], f"{r['savings_ms']:.3f}", f"{r['speedup_if_roofline']:.3f}")])
-    render(console, title, columns, rows, key=3, wide=wide, right=tuple(columns[3:7]) + tuple(columns[8:11]) +
-           tuple(columns[12:]))
+            f"{r['tflops']:.3f}" if r["flops"] else "–", _pct(r["fraction_of_roofline"]), r["bound"], f"{r['savings_ms']:.3f}", f"{r['speedup_if_roofline']:.3f}")])
+    render(console, title, columns, rows, key=3, wide=wide, right=tuple(columns[3:7]) + tuple(columns[8:12]) +
+           tuple(columns[13:]))
     _render_targets(console, result, top, wide)
     console.print(f"roofline: {roof}, {ceil['copy_gbps']:.1f} GB/s read + write, and "
                   f"{ceil['tflops']:.3g} TFLOP/s matmul ({ceil['source']}); 'model ×' is the whole step's speedup "

@@ -1,4 +1,4 @@
-"""Task files for a profile's top memory-bound targets (``--emit-tasks DIR``).
+"""Task files for a profile's top targets bound by memory or launches (``--emit-tasks DIR``).
 
 Each is a KernelBench-format file: the module's own ``forward`` (its source, decorators dropped) as
 ``Model``, its scalar attributes as constructor arguments and its parameters rebuilt from the shape knobs,
@@ -57,7 +57,9 @@ def emit_tasks(result, capture, out: Path, *, top: int = 3) -> Emitted:
 
 
 def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", name).lower()
+    """Qwen3RMSNorm -> qwen3_rms_norm; SiLU is one word."""
+    name = name.replace("SiLU", "Silu")
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
 
 
 def task_source(module, signatures: list[tuple], target: dict[str, Any], result) -> str:
