@@ -84,7 +84,9 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
-def test_a_two_node_ray_eval_loses_no_unit_when_the_second_node_dies_mid_run(tmp_path):
+def test_a_two_node_ray_eval_loses_no_unit_when_the_second_node_dies_mid_run(tmp_path, monkeypatch):
+    # a home of its own: a ~/.ray/auth_token left by another Ray session makes the driver's token disagree
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     folder = Path(tempfile.mkdtemp(prefix="kwray-", dir="/tmp"))  # short: Ray's socket paths have a length limit
     port = free_port()
     address = f"127.0.0.1:{port}"
