@@ -1,8 +1,6 @@
 import json
 import shutil
 import sys
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -13,10 +11,7 @@ from kernelwright.errors import UsageError
 from kernelwright.evals import run_eval
 from kernelwright.executor import INFRASTRUCTURE, ERROR, UnitStore, Work, execute, make_executor
 from kernelwright.executor import local
-from kernelwright.executor.base import Finished
-from kernelwright.executor.display import Board
 from kernelwright.executor.local import LocalExecutor, Slot, parse_gpus, plan_slots
-from kernelwright.executor.timing import physical_gpu, timing_lock
 from kernelwright.tasks.task import SUITE_DIR
 
 HERE = Path(__file__).resolve().parent
@@ -116,42 +111,6 @@ def test_an_eval_unit_whose_worker_dies_is_listed_as_an_infrastructure_failure_a
     assert [(u["status"], u["resumed"]) for u in again["units"]] == [("infrastructure-failure", False), ("done", True)]
 
 
-class Counting(LocalExecutor):
-    def __init__(self):
-        super().__init__([Slot("cpu0", None)])
-        self.ran = []
-
-    def submit(self, work, started=None):
-        self.ran.append(work.key)
-        return super().submit(work, started)
-
-
-def test_a_unit_claimed_by_another_process_is_waited_for_and_never_run_twice(tmp_path):
-    store = UnitStore(tmp_path / "units")
-    held = store.claim("shared")
-    assert held is not None and store.claim("shared") is None  # exclusive, even within one process
-
-    def other_driver():
-        time.sleep(0.5)
-        store.save("shared", {"value": "theirs"})
-        held.release()
-
-    thread = threading.Thread(target=other_driver)
-    thread.start()
-    executor = Counting()
-    works = [Work(k, "executor_helpers:echo", {"value": k}, tmp_path / k) for k in ("shared", "mine")]
-    sys.path.insert(0, str(HERE))  # the one slot runs works in this process
-    try:
-        finished = execute(executor, works, store, live=False)
-    finally:
-        sys.path.remove(str(HERE))
-        thread.join()
-        executor.close()
-    assert executor.ran == ["mine"] and set(finished) == {"mine"}
-    assert store.load("shared") == {"value": "theirs"} and store.load("mine")["value"] == "mine"
-    assert store.claim("shared") is not None  # the claim went with its holder
-
-
 def test_slots_are_one_per_gpu_pinned_and_extra_workers_share_gpus(monkeypatch):
     monkeypatch.setattr(local, "visible_gpus", lambda: ["4", "6"])
     assert parse_gpus(None, "cuda:0") == ["4", "6"] and parse_gpus("1", "cuda:0") == ["6"]
@@ -164,43 +123,3 @@ def test_slots_are_one_per_gpu_pinned_and_extra_workers_share_gpus(monkeypatch):
                 lambda: make_executor("kubernetes", device="cpu")):
         with pytest.raises(UsageError):
             bad()
-
-
-def test_the_timing_lock_serialises_one_physical_gpu_and_leaves_others_and_the_cpu_free(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERNELWRIGHT_LOCK_DIR", str(tmp_path))
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "7,2")
-    assert (physical_gpu("cuda:0"), physical_gpu("cuda:1"), physical_gpu("cpu")) == ("7", "2", None)
-    spans: dict[str, list[tuple[str, float, float]]] = {"cuda:0": [], "cuda:1": []}
-
-    def bench(device, who):
-        with timing_lock(device):
-            start = time.monotonic()
-            time.sleep(0.3)
-            spans[device].append((who, start, time.monotonic()))
-
-    threads = [threading.Thread(target=bench, args=(d, i)) for i in range(2) for d in ("cuda:0", "cuda:1")]
-    for t in threads:
-        t.start()
-    with timing_lock("cpu") as waited:  # no lock on the CPU
-        assert waited == 0.0
-    for t in threads:
-        t.join()
-    assert not overlapping(spans["cuda:0"]) and not overlapping(spans["cuda:1"])
-    assert overlapping([spans["cuda:0"][0], spans["cuda:1"][0]])  # different GPUs time side by side
-
-
-def test_the_board_counts_and_renders_workers_queue_and_rate():
-    lines = []
-    board = Board(3, 2, "local executor, 2 slot(s)", lines.append)
-    work = Work("unit-a", "m:f", {}, Path("x"))
-    board.start(work, "gpu0")
-    board.finish(Finished("unit-a", {"ok": 1}, where="gpu0", seconds=2.0))
-    board.start(Work("unit-b", "m:f", {}, Path("y")), "gpu1")
-    assert (board.done, board.queued, len(board.running)) == (1, 1, 1) and board.per_minute() > 0
-    assert lines[:2] == ["[0/3] unit-a: running on gpu0", "[1/3] unit-a: done on gpu0 in 2 s"]
-    from rich.console import Console
-
-    console = Console(width=150, record=True)
-    console.print(board.render())
-    text = console.export_text()
-    assert "unit-b" in text and "gpu1" in text and "queued 1" in text and "units/min" in text
