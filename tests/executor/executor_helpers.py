@@ -23,3 +23,10 @@ def broken(out):
 def slow(out, seconds):
     time.sleep(seconds)
     return {"slept": seconds}
+
+
+def read_inputs(out, task, extras):
+    """Reads its input files where it was given them and leaves an artifact, reporting the paths it saw."""
+    Path(out).mkdir(parents=True, exist_ok=True)
+    (Path(out) / "seen.txt").write_text(Path(task).read_text() + "".join(Path(e).read_text() for e in extras))
+    return {"task": task, "extras": extras, "out": str(out), "artifact": str(Path(out) / "seen.txt")}

@@ -111,6 +111,14 @@ def test_an_eval_unit_whose_worker_dies_is_listed_as_an_infrastructure_failure_a
     assert [(u["status"], u["resumed"]) for u in again["units"]] == [("infrastructure-failure", False), ("done", True)]
 
 
+def test_without_ray_installed_the_ray_executor_is_a_usage_error_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
+    with pytest.raises(UsageError, match=r"kernelwright\[ray\]"):
+        make_executor("ray:10.0.0.1:6379", device="cpu")
+    with pytest.raises(UsageError, match="--gpus"):
+        make_executor("ray", device="cpu", gpus="0")
+
+
 def test_slots_are_one_per_gpu_pinned_and_extra_workers_share_gpus(monkeypatch):
     monkeypatch.setattr(local, "visible_gpus", lambda: ["4", "6"])
     assert parse_gpus(None, "cuda:0") == ["4", "6"] and parse_gpus("1", "cuda:0") == ["6"]

@@ -13,10 +13,17 @@ from pathlib import Path
 
 import pytest
 
-ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'kernelwright[ray]' to run the Ray test")
+from kernelwright.evals import run_eval
+from kernelwright.executor.base import Work
+from kernelwright.executor.ray_backend import from_reply, run_remote, to_payload
+from kernelwright.tasks.task import SUITE_DIR
 
-from kernelwright.evals import run_eval  # noqa: E402
-from kernelwright.tasks.task import SUITE_DIR  # noqa: E402
+try:
+    import ray
+except ImportError:
+    ray = None
+needs_ray = pytest.mark.skipif(ray is None, reason="Ray is not installed: pip install 'kernelwright[ray]' to run it")
+HERE = Path(__file__).resolve().parent
 
 GOOD = Path(__file__).resolve().parents[2] / "examples" / "gelu.py"
 # Logs which node runs it (KW_TEST_NODE, inherited from `ray start`), works a few seconds, leaves the kernel in run 1.
@@ -84,6 +91,27 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
+def test_a_task_gets_its_input_files_as_bytes_and_its_artifacts_and_paths_come_back_as_the_drivers(
+        tmp_path, monkeypatch):
+    # what a Ray task runs on a node, run here: no cluster needed
+    monkeypatch.setenv("PYTHONPATH", str(HERE))
+    task, extra = tmp_path / "task.py", tmp_path / "data.txt"
+    task.write_text("TASK ")
+    extra.write_text("EXTRA")
+    work = Work("unit-1", "executor_helpers:read_inputs", {"task": str(task), "extras": [str(extra)]},
+                tmp_path / "out" / "runs" / "unit-1", files=("task", "extras"))
+    payload = to_payload(work)
+    assert str(tmp_path) not in str(payload["kwargs"])  # the node gets bytes, not this machine's paths
+    reply = run_remote(payload)
+    assert str(tmp_path) not in reply["out"]  # it ran in the node's temporary folder
+    done = from_reply(work, reply, 1.0)
+    assert done.ok, done.message
+    assert done.result == {"task": str(task), "extras": [str(extra)], "out": str(work.out),
+                           "artifact": str(work.out / "seen.txt")}
+    assert (work.out / "seen.txt").read_text() == "TASK EXTRA"
+
+
+@needs_ray
 def test_a_two_node_ray_eval_loses_no_unit_when_the_second_node_dies_mid_run(tmp_path, monkeypatch):
     # a home of its own: a ~/.ray/auth_token left by another Ray session makes the driver's token disagree
     monkeypatch.setenv("HOME", str(tmp_path / "home"))

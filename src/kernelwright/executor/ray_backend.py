@@ -142,9 +142,7 @@ class RayExecutor(Executor):
         return "cuda" if device.startswith("cuda") else device
 
     def submit(self, work: Work, started: Started | None = None) -> "Future[Finished]":
-        payload = {"key": work.key, "call": work.call,
-                   "kwargs": {k: v for k, v in work.kwargs.items() if k not in work.files},
-                   "files": {n: _ship(work.kwargs[n]) for n in work.files}}
+        payload = to_payload(work)
         if started is not None:
             started(work, "ray")
         begin = time.monotonic()
@@ -167,13 +165,25 @@ class RayExecutor(Executor):
             return Finished(work.key, None, ERROR, describe_exception(exc.cause or exc), "ray", seconds)
         except Exception as exc:  # noqa: BLE001 -- a worker or node died and the retries ran out
             return Finished(work.key, None, INFRASTRUCTURE, describe_exception(exc), "ray", seconds)
-        _unpack(reply["archive"], work.out)
-        if not reply["ok"]:
-            return Finished(work.key, None, reply["failure"], reply["message"], reply["node"], seconds)
-        pairs = [(reply["out"], str(work.out))]
-        for name, remote in reply["inputs"].items():
-            pairs += zip(_as_list(remote), _as_list(work.kwargs[name]))
-        return Finished(work.key, _rewrite(reply["result"], pairs), where=reply["node"], seconds=seconds)
+        return from_reply(work, reply, seconds)
 
     def close(self) -> None:
         self.ray.shutdown()
+
+
+def to_payload(work: Work) -> dict[str, Any]:
+    """What a Ray task gets: the work, with the bytes of its input files in place of their paths."""
+    return {"key": work.key, "call": work.call,
+            "kwargs": {k: v for k, v in work.kwargs.items() if k not in work.files},
+            "files": {n: _ship(work.kwargs[n]) for n in work.files}}
+
+
+def from_reply(work: Work, reply: dict[str, Any], seconds: float) -> Finished:
+    """The task's artifacts unpacked into ``work.out``; its result with the node's paths made the driver's."""
+    _unpack(reply["archive"], work.out)
+    if not reply["ok"]:
+        return Finished(work.key, None, reply["failure"], reply["message"], reply["node"], seconds)
+    pairs = [(reply["out"], str(work.out))]
+    for name, remote in reply["inputs"].items():
+        pairs += zip(_as_list(remote), _as_list(work.kwargs[name]))
+    return Finished(work.key, _rewrite(reply["result"], pairs), where=reply["node"], seconds=seconds)
