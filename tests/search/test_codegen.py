@@ -241,3 +241,14 @@ def test_a_split_schedule_is_refused_where_partials_have_no_combine():
     assert splittable(capture(load_task("softmax"))) and not splittable(argmax)
     with pytest.raises(Unsupported, match="split"):
         generate(argmax, [((1, 1), SPLIT)])
+
+
+def test_a_split_layernorm_takes_its_statistics_in_one_launch():
+    """Mean and variance of each part in one launch (a second sweep over the part for its squared
+    deviations), combined exactly (Chan) by the launch that normalises: two launches, not three."""
+    source = generate(capture(load_task(TASKS / "layernorm_long_rows.py")), [((1, 1), SPLIT)])
+    kernel = source[source.index("def _split_kernel"):source.index("# launch configurations")]
+    assert "if LEVEL == 1:" in kernel and "LEVEL == 2" not in kernel and "elif LEVEL == 3:" in kernel
+    assert "- tl.arange(0, SPLIT)[None, :] * span" in kernel         # each part's count in the combine
+    launches = [line for line in source.splitlines() if "_split_kernel[" in line]
+    assert [line.split("LEVEL=")[1] for line in launches] == ["1)", "3)"]

@@ -108,6 +108,6 @@ def test_optimize_plans_each_bucket_with_its_schedule_and_best_py_dispatches_to_
     assert [b["schedule"] for b in long_rows.buckets] == ["split"]
     table = [(tuple(b["key"]), b["ranked"][0]) for b in long_rows.buckets]
     source = generate(long_rows.program, table)
-    assert "split=4" in source and 'if config.get("split"):' in source
+    assert "split=16" in source and 'if config.get("split"):' in source
     short = prepare(load_task(TASKS / "log_softmax_rows.py"), "cpu")
     assert [b["schedule"] for b in short.buckets] == ["rows"] and "probe-split" not in str(short.probes)

@@ -687,6 +687,32 @@ def _rows_kernel{suffix}({ptrs},
         else:
 {ind(loop, 12) if loop else ' ' * 12 + 'pass'}
 '''
+    variances = _variance_pairs(reductions, by_name, is_col)
+
+    def split_todo(p: int, online: bool) -> list[Node]:
+        """Level p's reductions in the split kernel: a variance's sum of squared deviations rides on its
+        mean's level (Chan's combine), so a LayerNorm's statistics take one launch, not two."""
+        return [n for n in level_todo(p, online) if n.name not in variances]
+
+    def paired(todo: list[Node]) -> list[tuple[str, str, str, str]]:
+        """(sum of squares, sum, x, mean) of each variance whose sum is in ``todo``."""
+        names = {n.name for n in todo}
+        return [(s2, *v) for s2, v in variances.items() if v[0] in names]
+
+    def second_sweep(s2: str, s1: str, x: str) -> list[str]:
+        """This part's squared deviations from its own mean: the part is read again right after the first
+        sweep (from L2 when parts are small), so no launch waits for the row's mean."""
+        out = [f"{s2}_mu = {s1} / tl.maximum((col_hi - col_lo).to(tl.float32), 1.0)",
+               f"{s2}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)",
+               f"{s2}_err = tl.zeros([ROWS, BLOCK], dtype=tl.float32)",
+               "for start in range(col_lo, col_hi, BLOCK):"]
+        body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
+                "mask = row_mask[:, None] & col_mask[None, :]"]
+        scope = dict(env)
+        emit_cols([x], body, scope)
+        body += _sum_step(s2, f"tl.where(mask, ({scope[x]} - {s2}_mu) * ({scope[x]} - {s2}_mu), 0.0)")
+        return out + ["    " + line for line in body] + [f"{s2} = tl.sum({s2}_acc - {s2}_err, axis=1)[:, None]"]
+
     def split_level(L: int, slots: dict[str, int]) -> list[str]:
         """The split kernel's lines for LEVEL == L: the levels before L combined from every part's partial
         statistics, level L accumulated over this program's part of the row and stored as a partial; past
@@ -696,10 +722,13 @@ def _rows_kernel{suffix}({ptrs},
         out: list[str] = []
         emit_rows(0, out)
         for p in range(1, depth + 1):
-            todo = level_todo(p, online)
+            todo = split_todo(p, online)
             carried = todo + ([pair[1]] if online and p == 1 else [])
             if todo and p == L:
                 out += accumulate(p, todo, online, span="col_lo, col_hi")
+                for s2, s1, x, _ in paired(todo):
+                    out += second_sweep(s2, s1, x)
+                    carried.append(by_name[s2])
                 out += [f"tl.store(part_out + {slots[n.name]}, {n.name}, mask=row_mask[:, None])" for n in carried]
                 return out
             if todo:
@@ -708,6 +737,10 @@ def _rows_kernel{suffix}({ptrs},
                     env[n.name] = n.name
                     done.add(n.name)
             emit_rows(p, out)
+            for s2, s1, _, mean in paired(todo):
+                out += _combine_variance(s2, s1, mean, slots[s2])
+                env[s2] = s2
+                done.add(s2)
         if col_outputs:
             out.append("for start in range(col_lo, col_hi, BLOCK):")
             body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
@@ -728,7 +761,7 @@ def _rows_kernel{suffix}({ptrs},
         carried += [pair[1]] if pair else []
         slots = {n.name: k for k, n in enumerate(carried)}
         n_slots = len(slots)
-        split_levels = [p for p in range(1, depth + 1) if level_todo(p, bool(pair))]
+        split_levels = [p for p in range(1, depth + 1) if split_todo(p, bool(pair))]
         branches: list[str] = []
         for k, L in enumerate(split_levels + [depth + 1]):
             branches.append(("if" if k == 0 else "elif") + f" LEVEL == {L}:")
@@ -827,6 +860,39 @@ def fused{suffix}(*, {", ".join(_launcher_params(program) + program.scalar_param
     return {outs}
 '''
     return kernel, launcher
+
+
+def _variance_pairs(reductions: list[Node], by_name: dict[str, Node], is_col: dict[str, bool]) -> dict[str, tuple]:
+    """sum((x - mean)^2) with mean = sum(x) / n, all in fp32 (how capture lowers var, std and LayerNorm):
+    {sum of squares: (sum, x, mean)}. The split kernel combines such a pair in one launch (Chan et al.:
+    each part's sum and squared deviations from its own mean, combined exactly)."""
+    names = {n.name for n in reductions}
+    found = {}
+    for s2 in reductions:
+        sq = by_name.get(s2.args[0]) if s2.op == "sum" and isinstance(s2.args[0], str) else None
+        if sq is None or sq.op != "mul" or sq.args[0] != sq.args[1] or not isinstance(sq.args[0], str):
+            continue
+        dev = by_name[sq.args[0]]
+        if dev.op != "sub" or "alpha" in dev.attrs or not all(isinstance(a, str) for a in dev.args):
+            continue
+        x, mean = dev.args
+        m = by_name[mean]
+        if m.op != "div" or not all(isinstance(a, str) for a in m.args) or by_name[m.args[1]].op != "ncols":
+            continue
+        s1 = by_name[m.args[0]]
+        if s1.op == "sum" and s1.name in names and s1.args[0] == x and is_col.get(x) and \
+                {sq.dtype, dev.dtype, m.dtype, s1.dtype} == {"f32"}:
+            found[s2.name] = (s1.name, x, mean)
+    return found
+
+
+def _combine_variance(s2: str, s1: str, mean: str, slot: int) -> list[str]:
+    """sum((x - mean)^2) over the row from each part's own sum of squared deviations ``s2`` and sum ``s1``:
+    each adds n_part * (part mean - row mean)^2 (a part past the row's end holds nothing)."""
+    return [f"{s2}_parts = tl.load(part_in + {slot}, mask=row_mask[:, None], other=0.0)",
+            f"{s2}_n = tl.minimum(tl.maximum(n_cols - tl.arange(0, SPLIT)[None, :] * span, 0), span).to(tl.float32)",
+            f"{s2}_d = tl.where({s2}_n > 0, {s1}_parts / tl.maximum({s2}_n, 1.0) - {mean}, 0.0)",
+            f"{s2} = tl.sum({s2}_parts + {s2}_n * {s2}_d * {s2}_d, axis=1)[:, None]"]
 
 
 def _combine(carried: list[Node], slots: dict[str, int], pair, identity: dict[str, str]) -> list[str]:

@@ -114,13 +114,15 @@ def schedule(kind: str, n_rows: int, n_cols: int, inner: int = 1, split_ok: bool
 def split_configs(n_cols: int, inner: int = 1) -> list[dict]:
     """Split schedule: ``split`` is the programs per SM the launcher aims at over rows x parts; each part
     loops over its share of the row ``block`` columns at a time (with ``inner`` > 1: the column tile, split
-    over the reduced dim). Priors by reasoning, not measured: 4 programs per SM with 4096-wide chunks, so
-    40_LayerNorm's 16 x 4M rows become 16 x 32 parts of 128K columns (a few hundred KiB each)."""
+    over the reduced dim). Priors by reasoning, not measured: 16 programs per SM with 4096-wide chunks, so
+    40_LayerNorm's 16 x 4M rows become 16 x 256 parts of 16K columns (64 KiB in fp32): small enough that a
+    variance's second sweep over its part (see ``codegen._variance_pairs``) finds it in L2 while the
+    programs in flight hold some tens of MiB."""
     if inner >= COLUMN_INNER:
         return [{**cfg, "split": k} for cfg in column_configs(n_cols, inner)[:3] for k in (4, 8)]
     out = []
-    for block, warps, per_sm in ((4096, 8, 4), (4096, 8, 8), (8192, 16, 4), (2048, 4, 8), (8192, 8, 2),
-                                 (4096, 16, 4)):
+    for block, warps, per_sm in ((4096, 8, 16), (4096, 8, 32), (4096, 8, 4), (8192, 16, 8), (2048, 4, 32),
+                                 (4096, 16, 16)):
         cfg = {**config(one_pass=False, block=min(block, max(16, _next_pow2(n_cols))), rows=1, warps=warps),
                "split": per_sm}
         if cfg not in out:
