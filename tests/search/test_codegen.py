@@ -217,7 +217,7 @@ def test_split_schedules_are_accepted(tmp_path, task, cfg):
     assert "def _split_kernel" in source and "_split_parts(" in source
     path = tmp_path / "kernel.py"
     path.write_text(source)
-    result = verify(load_task(task).path, path, device="cpu", shapes=3, seed=1)
+    result = verify(load_task(task).path, path, device="cpu", shapes=2, seed=1)
     assert result.accepted, result.failures[:2]
 
 
