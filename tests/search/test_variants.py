@@ -78,6 +78,7 @@ def test_few_long_rows_and_tall_columns_lead_with_a_split_schedule():
     assert variants.schedule("rows", 16, 4096, split_ok=True) == "rows"
     assert variants.schedule("rows", 2 * 64, 1 << 20, inner=64, split_ok=True) == "column-split"
     assert variants.schedule("rows", 128 * 4095, 4096, inner=4095, split_ok=True) == "column"
+    assert variants.schedule("rows", 32 * 1024, 2048, inner=1024, split_ok=True) == "column-split"  # 256 tiles
     assert variants.schedule("pointwise", 1, 1 << 24, split_ok=True) == "pointwise"
 
     long_rows = variants.ranked("rows", 16, 64 * 256 * 256, split_ok=True)
