@@ -78,6 +78,8 @@ def _node_name() -> str:
     try:
         import ray
 
+        if not ray.is_initialized():  # not in a Ray worker: asking would start a local Ray instance
+            return socket.gethostname()
         return f"{socket.gethostname()}/{ray.get_runtime_context().get_node_id()[:8]}"
     except Exception:  # noqa: BLE001 -- a name for the display only
         return socket.gethostname()
