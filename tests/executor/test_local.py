@@ -1,6 +1,8 @@
 import json
 import shutil
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -109,6 +111,34 @@ def test_an_eval_unit_whose_worker_dies_is_listed_as_an_infrastructure_failure_a
     assert shown.exit_code == 0 and "1 unit(s) not finished" in shown.output, shown.output
     again = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [(u["status"], u["resumed"]) for u in again["units"]] == [("infrastructure-failure", False), ("done", True)]
+
+
+def test_a_killed_eval_takes_its_units_agents_with_it_and_the_rerun_runs_every_unit_once(tmp_path):
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    shutil.copyfile(SUITE_DIR / "gelu.py", suite / "gelu.py")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    # the first eval's agents hang (and say who they are); the rerun's agents finish at once
+    agent = f"cmd:echo $$ > {pids}/$$; if [ ! -e {tmp_path}/fast ]; then sleep 60; fi"
+    command = [sys.executable, "-m", "kernelwright", "eval", "--suite", str(suite), "--agent", agent, "--runs", "2",
+               "--out", str(tmp_path / "out"), "--device", "cpu", "--workers", "2", "--json"]
+    driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(list(pids.iterdir())) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    agents = [int(p.name) for p in pids.iterdir()]
+    assert len(agents) == 2, "both slots should have started an agent"
+    driver.kill()  # SIGKILL: no handler runs; the unit processes see their liveness pipe close
+    driver.wait()
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() for pid in agents) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in agents), "an agent outlived its killed eval"
+    assert not list((tmp_path / "out" / "units").glob("*.json"))
+    (tmp_path / "fast").touch()
+    again = run_eval(str(suite), [agent], runs=2, out=tmp_path / "out", device="cpu", workers=2)
+    assert [(u["status"], u["resumed"]) for u in again["units"]] == [("done", False), ("done", False)]
 
 
 def test_without_ray_installed_the_ray_executor_is_a_usage_error_naming_the_extra(monkeypatch):
