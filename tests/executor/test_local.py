@@ -120,7 +120,9 @@ def test_a_killed_eval_takes_its_units_agents_with_it_and_the_rerun_runs_every_u
     pids = tmp_path / "pids"
     pids.mkdir()
     # the first eval's agents hang (and say who they are); the rerun's agents finish at once
-    agent = f"cmd:echo $$ > {pids}/$$; if [ ! -e {tmp_path}/fast ]; then sleep 60; fi"
+    script = tmp_path / "agent.sh"
+    script.write_text(f"echo $$ > {pids}/$$\nif [ ! -e {tmp_path}/fast ]; then sleep 60; fi\n")
+    agent = f"cmd:sh {script}"
     command = [sys.executable, "-m", "kernelwright", "eval", "--suite", str(suite), "--agent", agent, "--runs", "2",
                "--out", str(tmp_path / "out"), "--device", "cpu", "--workers", "2", "--json"]
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
