@@ -640,3 +640,14 @@ def test_a_reduced_middle_dim_leads_with_the_column_schedule_and_probes_it():
     prep = prepare(load_task(FIXTURES / "kernelbench_sum_dim1.py"), "cpu")
     assert "probe-column" in [label for label, _, _ in prep.probes]
     assert all(b["ranked"][0].get("column") for b in prep.buckets)
+
+
+def test_a_call_past_its_own_deadline_is_a_verdict_not_a_budget_cut():
+    from kernelwright.run.offline import cut_by_budget
+    from kernelwright.sandbox.runner import Limits
+
+    base, shortened = Limits(timeout_s=600), Limits(timeout_s=100)
+    hang = {"failures": [{"check": "timeout", "limit": "call"}]}
+    stopped = {"failures": [{"check": "timeout", "limit": "process"}]}
+    assert not cut_by_budget(hang, shortened, base)  # a hanging candidate is rejected, not retried on resume
+    assert cut_by_budget(stopped, shortened, base) and not cut_by_budget(stopped, base, base)

@@ -131,7 +131,7 @@ def test_a_hung_call_is_killed_at_its_deadline_long_before_the_process_limit(tmp
     started = time.monotonic()
     outcome = run_worker({"mode": "run", "candidate": str(path), "cases": [case]}, device="cpu",
                          limits=Limits(timeout_s=120), progress=lines.append)
-    assert outcome.reason == "timeout"
+    assert outcome.reason == "timeout" and outcome.extra["timeout_limit"] == "call"  # a hang: a verdict
     assert "case c0, call 1 of ModelNew did not return within 3 s" in outcome.message
     assert time.monotonic() - started < 60
     assert any(line.startswith("verify: case 1 of 1 (c0), ") for line in lines), lines
@@ -218,3 +218,19 @@ def test_the_poison_pool_stays_within_the_memory_target_for_large_inputs():
     assert poison_pool_bytes(small) >= 4 * small  # room for outputs and workspace on a small case
     # inputs + their clones + the pool: at most 4x the inputs (plus the 64-MB slack) on a large case
     assert 2 * large + poison_pool_bytes(large) <= 4 * large + (64 << 20)
+
+
+def test_the_scratch_is_removed_when_the_run_ends_by_an_exception(tmp_path, monkeypatch):
+    # a signal (SystemExit from the reaper's handler) or any error while the worker runs: in /dev/shm a
+    # leftover job.pt would hold gigabytes of RAM until reboot
+    from kernelwright.sandbox import runner
+
+    def interrupted(proc, *args, **kwargs):
+        raise SystemExit(143)
+
+    monkeypatch.setattr(runner, "_supervise", interrupted)
+    path = tmp_path / "candidate.py"
+    path.write_text(CANDIDATE_HEADER + MODEL.format(body="return x"))
+    with pytest.raises(SystemExit):
+        run_worker({"mode": "run", "candidate": str(path), "cases": []}, device="cpu", scratch_root=tmp_path)
+    assert not list(tmp_path.glob("kw-worker-*"))

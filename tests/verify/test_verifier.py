@@ -144,3 +144,29 @@ def test_benchmark_size_cases_streamed_by_rows_get_the_verdicts_and_numbers_of_t
     assert data["memory"]["parent_peak_bytes"] is None and data["memory"]["worker_peak_bytes"] is None  # CPU
     if task == "rmsnorm" and expect is None:
         assert any(c.get("init_inputs") and c["passed"] for c in data["cases"]) and data["notes"] == []
+
+
+def test_input_sets_drawn_on_the_device_are_drawn_again_by_the_worker(monkeypatch):
+    """On a GPU the benchmark shape's inputs reach the worker as ``build_case`` arguments, not tensors, and
+    the worker draws them again from the same seed. Simulated on the CPU with every case so drawn: the job
+    carries no input tensors, a correct kernel passes, and a cache keyed by pointer still fails on the
+    variant input sets (each drawn anew right before its call)."""
+    from kernelwright.sandbox.runner import job_tensor_bytes
+    from kernelwright.verify import verifier
+
+    real_build, real_run, jobs = verifier.build_case, verifier.run_worker, []
+
+    def drawn(module, **kwargs):
+        case = real_build(module, **kwargs)
+        case.draw = {k: kwargs.get(k) for k in ("case_id", "label", "knobs", "dtype", "distribution", "seed",
+                                                "model_seed", "init_override")}
+        return case
+
+    monkeypatch.setattr(verifier, "build_case", drawn)
+    monkeypatch.setattr(verifier, "run_worker", lambda job, **kw: jobs.append(job) or real_run(job, **kw))
+    good = verify("rmsnorm", EXAMPLES / "rmsnorm.py", device="cpu", shapes=3, seed=5)
+    assert good.accepted, good.failures
+    assert all(isinstance(c["inputs"], dict) for c in jobs[0]["cases"])
+    assert job_tensor_bytes([c["inputs"] for c in jobs[0]["cases"]]) == 0
+    cached = verify("rmsnorm", FIXTURES.parent / "corpus" / "cheat_cache_by_pointer.py", device="cpu", shapes=3, seed=5)
+    assert not cached.accepted

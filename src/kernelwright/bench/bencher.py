@@ -133,7 +133,8 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
                              job_bytes=job_bytes(task_obj, shapes, dtype))
     result.phases["worker"] = time.monotonic() - started - sum(result.phases.values())
     if not outcome.ok:
-        result.failures.append({"check": outcome.reason, "message": outcome.message})
+        limit = {"limit": outcome.extra["timeout_limit"]} if outcome.extra.get("timeout_limit") else {}
+        result.failures.append({"check": outcome.reason, "message": outcome.message, **limit})
         result.log_tail = outcome.log_tail
         result.seconds = time.monotonic() - started
         return result

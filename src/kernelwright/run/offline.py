@@ -161,8 +161,10 @@ class Clock:
 
 
 def cut_by_budget(result: dict[str, Any], limits: Limits, base: Limits) -> bool:
-    """The worker was stopped by a timeout the budget shortened: no verdict on the candidate."""
-    return limits.timeout_s < base.timeout_s and any(f.get("check") == "timeout" for f in result.get("failures", []))
+    """The worker was stopped by a whole-process timeout the budget shortened: no verdict on the candidate.
+    A call past its own deadline (``limit`` ``call``) is a hang: a verdict, whatever the budget."""
+    return limits.timeout_s < base.timeout_s and any(f.get("check") == "timeout" and f.get("limit") != "call"
+                                                     for f in result.get("failures", []))
 
 
 def _call(fn: Callable, *args: Any, **kwargs: Any) -> Any:

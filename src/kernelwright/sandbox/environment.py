@@ -34,6 +34,10 @@ def scrubbed_env(scratch: Path, *, interpret: bool) -> dict[str, str]:
         PYTHONNOUSERSITE="1",
         PYTHONUNBUFFERED="1",
         PYTHONDONTWRITEBYTECODE="1",
+        # Inductor's compile pool outlives the compile; the per-call deadline is paused while the worker has
+        # child processes (compilers), so a pool left by the bench's torch.compile baseline would pause it
+        # for good. In-process compiles cost the baseline a few seconds, once.
+        TORCHINDUCTOR_COMPILE_THREADS="1",
     )
     if interpret:
         env["TRITON_INTERPRET"] = "1"

@@ -203,13 +203,30 @@ def run_worker(job: dict[str, Any], *, device: str, limits: Limits = Limits(),
     worker passes an estimate) scales the RSS limit (``memory_limit_mb``) and, with no ``scratch_root``,
     picks the scratch's place (``scratch_root_for``). Raises ``reaper.Interrupted`` when kernelwright is
     ending on a signal."""
-    import torch
-
     _refuse_when_stopping()
     job_bytes = job_tensor_bytes(job) if job_bytes is None else job_bytes
     limits = replace(limits, memory_mb=memory_limit_mb(limits, job_bytes))
     scratch_root = scratch_root if scratch_root is not None else scratch_root_for(job_bytes)
     scratch = Path(tempfile.mkdtemp(prefix="kw-worker-", dir=scratch_root))
+    try:
+        outcome = _launch(job, scratch, device=device, limits=limits, wrapper=wrapper, progress=progress)
+    except BaseException:
+        # a signal or an error: nothing in it will be read, and in /dev/shm it would hold RAM until reboot
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    if not keep_scratch and (outcome.result_path is None or not outcome.ok):
+        # a failed worker's results are never loaded: left behind they would fill the disk or RAM
+        shutil.rmtree(scratch, ignore_errors=True)
+        outcome.result_path = None
+    return outcome
+
+
+def _launch(job: dict[str, Any], scratch: Path, *, device: str, limits: Limits, wrapper, progress) -> WorkerOutcome:
+    """Write the job into ``scratch``, run the worker on it under the limits, and collect how it ended.
+    ``extra["timeout_limit"]`` tells a per-call deadline (``call``: a hang verdict) from the whole-process
+    limit (``process``: which a time budget may have shortened)."""
+    import torch
+
     torch.save(job, scratch / "job.pt")
     prefix, note = network_isolation()
     nonce = secrets.token_hex(16)
@@ -252,20 +269,17 @@ def run_worker(job: dict[str, Any], *, device: str, limits: Limits = Limits(),
     seconds = time.monotonic() - started
     log_tail = log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
     report = None
+    timeout_limit = {"call_timeout": "call", "timeout": "process"}.get(reason or "")
+    reason = "timeout" if timeout_limit else reason
     if reason is None:
         report, reason, message = _parse_report(b"".join(chunks), nonce, proc.returncode)
-    outcome = WorkerOutcome(
+    return WorkerOutcome(
         ok=reason is None, reason=reason, message=message or "", report=report, log_tail=log_tail,
         network_isolated=bool(prefix), isolation_note=note, seconds=seconds,
         result_path=scratch / "result.pt" if (scratch / "result.pt").exists() else None,
         extra={"scratch": str(scratch), "peak_rss_mb": round(peak_mb, 1), "memory_limit_mb": limits.memory_mb,
-               **watch.summary()},
+               "timeout_limit": timeout_limit, **watch.summary()},
     )
-    if not keep_scratch and (outcome.result_path is None or not outcome.ok):
-        # a failed worker's results are never loaded: left behind they would fill the disk or RAM
-        shutil.rmtree(scratch, ignore_errors=True)
-        outcome.result_path = None
-    return outcome
 
 
 def _refuse_when_stopping() -> None:
@@ -305,7 +319,7 @@ def _supervise(proc, report_pipe, chunks: list[bytes], stream: EventStream, watc
         last = now
         overrun = watch.overrun(now)
         if overrun:
-            return "timeout", overrun, peak_mb
+            return "call_timeout", overrun, peak_mb
         watch.heartbeat(now, progress)
         time.sleep(POLL_S)
 

@@ -14,6 +14,7 @@ import json
 import os
 import sys
 import traceback
+from pathlib import Path
 
 from kernelwright.sandbox.reaper import watch_parent
 
@@ -106,9 +107,10 @@ def _run(scratch: str, device: str, event) -> dict:
         from kernelwright.verify.guard import Guards  # before the candidate: it snapshots what must not change
 
         guards = Guards(job["candidate"], sys.modules[__name__])
+        draw = _drawer(job, device)  # bound before the candidate is imported, like the guards
         model_new_cls = _load_candidate(job["candidate"])
         _raise_violations(guards, "importing the candidate")
-        return _run_cases(job, model_new_cls, device, scratch, guards, event)
+        return _run_cases(job, model_new_cls, device, scratch, guards, event, draw)
     if job["mode"] == "naive":
         from kernelwright.verify.naive_side import run_naive
 
@@ -202,7 +204,22 @@ def _raise_violations(guards, when: str) -> None:
 MIN_TRACED_ELEMENTS = 4096
 
 
-def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards, event) -> dict:
+def _drawer(job: dict, device: str):
+    """A function drawing an input set from its ``build_case`` arguments on ``device`` (the parent drew the
+    same tensors from the same seed), or None when the job carries every input set."""
+    def drawn(item) -> bool:
+        return isinstance(item, dict)
+
+    if not any(drawn(c["inputs"]) or any(map(drawn, c.get("variants", []))) for c in job["cases"]):
+        return None
+    from kernelwright.tasks.task import import_file
+    from kernelwright.verify.inputs import build_case
+
+    module = import_file(Path(job["task"]), prefix="kw_task")
+    return lambda spec: build_case(module, **spec, device=device).inputs
+
+
+def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards, event, draw=None) -> dict:
     import torch
 
     from kernelwright.verify.guard import GLUE_OPS, TORCH_OP_BUDGET
@@ -212,7 +229,7 @@ def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards, even
     results, saved = [], {}
     for case in job["cases"]:
         try:
-            results.append(_run_case(case, model_new_cls, device, saved, guards, allowed, budget, event))
+            results.append(_run_case(case, model_new_cls, device, saved, guards, allowed, budget, event, draw))
         except CandidateError:
             raise
         except BaseException as exc:  # noqa: BLE001
@@ -227,9 +244,12 @@ def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards, even
     return {"status": "ok", "cases": results, "torch": torch.__version__, "peak_bytes": peak}
 
 
-def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allowed, budget: float, event) -> dict:
+def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allowed, budget: float, event,
+              draw=None) -> dict:
     """Run ModelNew on clones of the case's inputs ``repeat`` times, then on each variant input set (same
-    shape, other values), poisoning memory before each call and checking each call as it returns."""
+    shape, other values), poisoning memory before each call and checking each call as it returns. An input
+    set given as ``build_case`` arguments is drawn on the device by ``draw`` right before its call (one set
+    of a benchmark-size case in memory at a time)."""
     import torch
 
     from kernelwright.verify.guard import live_tensor_bytes
@@ -249,7 +269,8 @@ def _run_case(case: dict, model_new_cls, device: str, saved: dict, guards, allow
         violations.setdefault(check, {"check": check, "message": message, "call": call})
 
     for call, inputs in enumerate(input_sets):
-        originals = [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
+        originals = draw(inputs) if isinstance(inputs, dict) else [x.to(device) if isinstance(x, torch.Tensor) else x
+                                                                   for x in inputs]
         input_bytes = sum(x.numel() * x.element_size() for x in originals if isinstance(x, torch.Tensor))
         float_elements = sum(x.numel() for x in originals if isinstance(x, torch.Tensor) and x.is_floating_point())
         clones = [x.clone() if isinstance(x, torch.Tensor) else x for x in originals]

@@ -41,12 +41,17 @@ class Case:
     variants: list["Case"] = field(default_factory=list)  # more input sets of this shape, run after it
     init_varied: bool = False  # built with other constructor arguments than get_init_inputs() returns
     eager_s: float | None = None  # one call of the task's Model on these inputs, on the case's device
+    # build_case's arguments when the inputs were drawn on a GPU: the worker draws them again there from
+    # these (the same tensors, in milliseconds) instead of loading gigabytes through a file
+    draw: dict[str, Any] | None = None
 
     def job(self, *, repeat: int) -> dict[str, Any]:
-        """What the worker needs to run ModelNew on this case (no reference outputs, ever)."""
+        """What the worker needs to run ModelNew on this case (no reference outputs, ever). An input set
+        drawn on a GPU goes as its ``draw`` arguments (a dict) instead of its tensors."""
         return dict(id=self.id, seed=self.seed, dtype=self.dtype, init_inputs=self.init_inputs,
                     state_dict={k: v.clone() for k, v in self.model.state_dict().items()},
-                    inputs=self.inputs, repeat=repeat, variants=[v.inputs for v in self.variants],
+                    inputs=self.draw or self.inputs, repeat=repeat,
+                    variants=[v.draw or v.inputs for v in self.variants],
                     probe=bool(self.variants), eager_s=self.eager_s)
 
     def describe(self) -> dict[str, Any]:
@@ -121,8 +126,20 @@ def build_case(module: ModuleType, *, case_id: str, label: str, knobs: dict[str,
     model_seed = seed if model_seed is None else model_seed
     torch.manual_seed(model_seed)
     model = module.Model(*init_inputs).to(torch_dtype).eval()
+    draw = None if device == "cpu" else dict(case_id=case_id, label=label, knobs=dict(knobs), dtype=dtype,
+                                              distribution=distribution, seed=seed, model_seed=model_seed,
+                                              init_override=init_override)
     return Case(case_id, label, dict(knobs), dtype, distribution, model_seed, cast, init_inputs, model,
-                init_varied=bool(init_override))
+                init_varied=bool(init_override), draw=draw)
+
+
+def on_host(case: Case) -> Case:
+    """``case`` with its inputs moved to the CPU (where the verifier keeps a benchmark-size case between
+    judging slices); its ``draw`` stays, so the worker still draws them on the GPU."""
+    import torch
+
+    case.inputs = [x.cpu() if isinstance(x, torch.Tensor) else x for x in case.inputs]
+    return case
 
 
 def reference_outputs(case: Case, device: str, *, on_host: bool = False) -> tuple[list, list]:

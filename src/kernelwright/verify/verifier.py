@@ -18,8 +18,8 @@ from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import draw_shapes
 from kernelwright.tasks.task import candidate_file, Task, load_task
 from kernelwright.verify import checks, constructor, fuzz, memory, static, tolerance
-from kernelwright.verify.inputs import (DISTRIBUTIONS, Case, ModelRaised, build_case, outline, reference_outputs,
-                                       row_slices, rows_independent, time_eager)
+from kernelwright.verify.inputs import (DISTRIBUTIONS, Case, ModelRaised, build_case, on_host, outline,
+                                       reference_outputs, row_slices, rows_independent, time_eager)
 from kernelwright.verify.result import VerifyResult
 
 MIN_SHAPES = 8
@@ -58,8 +58,8 @@ def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int |
         for d, dtype in enumerate(task.dtype_names if label != "benchmark" else task.dtype_names[:1]):
             distribution = DISTRIBUTIONS[(s + d) % len(DISTRIBUTIONS)] if label != "benchmark" else "task"
             case_id = f"{label}-{s}-{dtype}"
-            cases.append(build_case(module, case_id=case_id, label=label, knobs=knobs, dtype=dtype,
-                                    distribution=distribution, seed=seeds.randrange(2**31)))
+            cases.append(_build(module, device, case_id=case_id, label=label, knobs=knobs, dtype=dtype,
+                                distribution=distribution, seed=seeds.randrange(2**31)))
     for f, (knobs, dtype, distribution) in enumerate(fuzz.draw(
             task, count=fuzz.FUZZ_CASES["cpu" if on_cpu else "cuda"], seed=seeds.randrange(2**31),
             budget=ELEMENT_BUDGET["cpu" if on_cpu else "cuda"], leading_cap=CPU_LEADING_CAP if on_cpu else None)):
@@ -67,11 +67,19 @@ def plan_cases(task: Task, device: str, *, shapes: int = MIN_SHAPES, seed: int |
                                 distribution=distribution, seed=seeds.randrange(2**31)))
     for dtype in task.dtype_names:
         for case in [c for c in cases if c.dtype == dtype and c.label != "fuzz"][:PROBES_PER_DTYPE]:
-            case.variants = [build_case(module, case_id=f"{case.id}-v{v}", label=case.label, knobs=case.knobs,
-                                        dtype=dtype, distribution=case.distribution, seed=seeds.randrange(2**31),
-                                        model_seed=case.seed) for v in range(VARIANTS)]
+            case.variants = [_build(module, device, case_id=f"{case.id}-v{v}", label=case.label, knobs=case.knobs,
+                                    dtype=dtype, distribution=case.distribution, seed=seeds.randrange(2**31),
+                                    model_seed=case.seed) for v in range(VARIANTS)]
     cases += _constructor_cases(module, task, cases, seeds, notes if notes is not None else [])
     return cases
+
+
+def _build(module, device: str, **kwargs) -> Case:
+    """``build_case``; the benchmark shape's inputs (gigabytes, where the host draws ~1 GB a second) are
+    drawn on the GPU, kept on the host for judging, and drawn again on the GPU by the worker."""
+    if kwargs["label"] != "benchmark" or device == "cpu":
+        return build_case(module, **kwargs)
+    return on_host(build_case(module, **kwargs, device=device))
 
 
 def _constructor_cases(module, task: Task, cases: list[Case], seeds, notes: list[str]) -> list[Case]:
@@ -167,14 +175,18 @@ def _verify_cases(result: VerifyResult, task_obj: Task, candidate_path: Path, ex
     _time_eager(cases, device)
     phase_started = _phase(result, "plan", phase_started)
     by_id = {c.id: c for c in cases}
-    outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()),
+    # the worker loads every input set the job carries, and draws the rest: its memory limit counts both
+    job_bytes = sum(memory.tensor_bytes(c.inputs) + sum(memory.tensor_bytes(v.inputs) for v in c.variants) for c in cases)
+    outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()), "task": str(task_obj.path),
                           "allowed_ops": extensions["ops"], "cases": [c.job(repeat=REPEATS) for c in cases]},
-                         device=device, limits=limits, progress=progress)
+                         device=device, limits=limits, progress=progress, job_bytes=job_bytes)
     phase_started = _phase(result, "worker", phase_started)
     result.environment.update(network_isolated=outcome.network_isolated, isolation_note=outcome.isolation_note)
     result.record("process", outcome.ok)
     if not outcome.ok:
-        result.fail(outcome.reason or "worker", outcome.message, None, traceback=(outcome.report or {}).get("traceback", ""))
+        limit = {"limit": outcome.extra["timeout_limit"]} if outcome.extra.get("timeout_limit") else {}
+        result.fail(outcome.reason or "worker", outcome.message, None, traceback=(outcome.report or {}).get("traceback", ""),
+                    **limit)
         result.log_tail = outcome.log_tail
         result.memory["parent_peak_bytes"] = memory.peak_bytes(device)
         result.seconds = time.monotonic() - started
