@@ -138,3 +138,37 @@ def test_an_eval_killed_mid_unit_resumes_and_redoes_only_the_missing_units(tmp_p
     results = run_eval(str(suite), [agent], out=out, device="cpu")
     assert ran(log) == ["a", "b", "b", "c"]  # a was not run again; b, killed half-way, was
     assert {u["task"]: u["resumed"] for u in results["units"]} == {"a": True, "b": False, "c": False}
+
+
+MATMUL_TASK = '''import torch
+import torch.nn as nn
+
+M = 64
+K = 32
+N = 48
+
+
+class Model(nn.Module):
+    def forward(self, a, b):
+        return torch.matmul(a, b)
+
+
+def get_inputs():
+    return [torch.randn(M, K), torch.randn(K, N)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_a_task_the_offline_agent_does_not_cover_is_a_failed_unit_not_a_failed_eval(tmp_path):
+    from kernelwright.evals import run_eval
+
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "matmul.py").write_text(MATMUL_TASK)
+    results = run_eval(str(suite), ["offline"], out=tmp_path / "out", device="cpu", minutes=1)
+    (unit,) = results["units"]
+    assert unit["correct"] is False and unit["note"]  # the agent's one-sentence refusal, kept as the unit's note
+    assert list((tmp_path / "out" / "units").glob("*.json"))  # stored: a rerun does not try it again

@@ -53,3 +53,26 @@ def test_a_cmd_agent_that_leaves_the_example_kernel_is_scored_correct_without_a_
 def test_usage_is_unknown_when_the_agent_prints_no_json():
     assert usage_from("done, wrote candidate.py\n")["tokens_in"] is None
     assert usage_from('{"input_tokens": 5, "output_tokens": 2}')["tokens_out"] == 2
+
+
+def test_an_agent_past_its_timeout_dies_with_everything_it_started(tmp_path):
+    import os
+    import time
+
+    from kernelwright.evals.external import run_cmd_agent
+    from kernelwright.tasks.task import SUITE_DIR
+
+    pid_file = tmp_path / "child.pid"
+    started = time.monotonic()
+    unit = run_cmd_agent(f"sh -c 'sleep 60 & echo $! > {pid_file}; wait'", SUITE_DIR / "gelu.py", tmp_path / "ws",
+                         skill=None, device="cpu", timeout_s=2, prompt=None)
+    assert time.monotonic() - started < 30
+    assert "timeout" in unit["note"]
+    child = int(pid_file.read_text())
+    time.sleep(0.5)
+    try:
+        os.kill(child, 0)
+        state = open(f"/proc/{child}/stat").read().split()[2]  # a zombie waiting for init to reap it is dead too
+        assert state == "Z", f"the agent's background child {child} is still running"
+    except ProcessLookupError:
+        pass
