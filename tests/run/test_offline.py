@@ -459,6 +459,8 @@ def test_a_verified_kernel_slower_than_compile_is_reported_not_a_win(tmp_path, m
     said = " ".join(refused.output.split())
     assert "3.33x slower than torch.compile" in said and "--allow-slower" in said
     assert not (tmp_path / "pkg").exists()
+    by_file = runner.invoke(app, ["package", str(out / "best.py"), "--name", "rmsnorm-slow", "--out", str(tmp_path / "pkg")])
+    assert by_file.exit_code == 1 and "--allow-slower" in " ".join(by_file.output.split())  # the run's best.py: same verdict
 
 
 HOST_OOM = {"check": "out_of_memory", "message": "the candidate process used 32771 MB of host memory (limit "

@@ -16,10 +16,8 @@ from pathlib import Path
 from kernelwright.bench.timing import time_calls
 from kernelwright.errors import UsageError
 
-CPU_REFUSAL = ("`kernelwright device` measures a GPU's ceilings (copy and read bandwidth, matmul rates) and "
-               "no CUDA GPU is visible here; a CPU has no roofline for a GPU kernel (verify and bench run "
-               "Triton through its interpreter there, where timings are not meaningful): run it on a machine "
-               "with an NVIDIA GPU.")
+CPU_REFUSAL = ("`kernelwright device` measures a GPU's ceilings and no CUDA GPU is visible here; run it on a "
+               "machine with an NVIDIA GPU.")
 
 COPY_BYTES = 1 << 30  # 1 GiB each way: far beyond L2
 MATMUL_N = 8192
@@ -115,9 +113,9 @@ def profile(device: str, *, refresh: bool = False) -> DeviceProfile:
 
     # Timing 1-GiB copies and 8192^3 matmuls on a CPU took 13 minutes and measured nothing a GPU
     # kernel's roofline could use: refuse at once instead.
-    if not device.startswith("cuda") or not torch.cuda.is_available():
+    if device == "cpu" or not torch.cuda.is_available():
         raise UsageError(CPU_REFUSAL)
-    device = resolve_device(device)
+    device = resolve_device(device)  # "auto" on a GPU machine is the GPU; a typo gets resolve's own message
     facts = describe(device)
     key = cache_dir() / cache_key(str(facts["device_name"]), str(facts.get("driver", "")), torch.__version__)
     if key.is_file() and not refresh:

@@ -107,11 +107,12 @@ def _task_ref(result: dict[str, Any]) -> str | None:
 
 def slower_than_baseline(source: Path) -> str | None:
     """Why the run directory ``source`` must not be packaged without ``--allow-slower``: its best kernel
-    is slower than its fastest baseline in the run's final benchmark (its ``summary.json`` verdict). None
-    for a candidate file or a run with no such verdict."""
+    is slower than its fastest baseline in the run's final benchmark (its ``summary.json`` verdict; for a
+    file, the folder holding it, so ``RUN/best.py`` counts). None where there is no such verdict."""
     from kernelwright.run.verdict import refusal
 
-    summary = Path(source) / "summary.json"
+    run = Path(source) if Path(source).is_dir() else Path(source).parent  # RUN/best.py is the run's verdict too
+    summary = run / "summary.json"
     if not summary.is_file():
         return None
     try:

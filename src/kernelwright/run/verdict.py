@@ -49,7 +49,8 @@ def judge(*, accepted: bool, device: str, bench: dict[str, Any] | None, cuts: li
     shapes = per_shape(bench) if timed else []
     if not shapes:
         why = untimed_why or ("untimed on CPU: the Triton interpreter's timings mean nothing; run on a GPU to "
-                              "compare with the baselines" if device.startswith("cpu") or bench is not None
+                              "compare with the baselines" if device.startswith("cpu")
+                              else "not benchmarked: the final benchmark failed" if bench is not None
                               else "not benchmarked: the final benchmark did not run")
         return _verdict(UNTIMED, f"verified; {why}", cuts)
     ratio = math.exp(sum(math.log(s["ratio"]) for s in shapes) / len(shapes))
