@@ -192,7 +192,7 @@ def _fakes(monkeypatch, clock: _Clock, calls: list, *, probe_s=(10.0, 10.0), ver
         clock.now += min(cost, limits.timeout_s)
         return cost <= limits.timeout_s
 
-    def fake_verify(task, path, *, device, limits, shapes, benchmark_shape):
+    def fake_verify(task, path, *, device, limits, shapes, benchmark_shape, progress=None):
         name = _name(path)
         calls.append(("verify", Path(path).parent.name, Path(path).read_text(),
                       {"shapes": shapes, "benchmark_shape": benchmark_shape, "timeout_s": limits.timeout_s,
@@ -616,13 +616,13 @@ def test_cli_rejects_a_negative_time_budget(tmp_path):
 
 
 def test_a_shape_bucket_is_keyed_like_the_launcher_over_a_block_of_reduced_dims():
-    from kernelwright.run.offline import _bucket_key
+    from kernelwright.run.offline import _layout
     from kernelwright.search.capture import capture
     from kernelwright.tasks.task import load_task
 
     task = load_task(Path(__file__).parents[1] / "search" / "tasks" / "layernorm_3d.py")
     program = capture(task)
-    assert _bucket_key(task, program, {"batch": 9, "channels": 11, "height": 13, "width": 10}) == (9, 11 * 13 * 10)
+    assert _layout(task, program, {"batch": 9, "channels": 11, "height": 13, "width": 10})[:2] == (9, 11 * 13 * 10)
 
 
 def test_tuning_plan_shows_a_one_pass_row_kernel_block_as_the_whole_row():

@@ -35,12 +35,11 @@ finished evaluations from the store at no cost and then has the whole budget for
 
 from __future__ import annotations
 
-import inspect
 import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kernelwright.errors import KernelwrightError, UsageError
 from kernelwright.run.artifacts import RunDir, bench_csv_rows
@@ -167,19 +166,6 @@ def cut_by_budget(result: dict[str, Any], limits: Limits, base: Limits) -> bool:
                                                      for f in result.get("failures", []))
 
 
-def _call(fn: Callable, *args: Any, **kwargs: Any) -> Any:
-    """``fn`` with the keyword arguments it accepts (``progress`` and ``benchmark_shape`` are newer than
-    some verifiers; test doubles take fewer)."""
-    params = inspect.signature(fn).parameters
-    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return fn(*args, **kwargs)
-
-
-def _accepts(fn: Callable, name: str) -> bool:
-    return name in inspect.signature(fn).parameters
-
-
 def _probes(kind: str, device: str, inner: int = 1, split: bool = False) -> list[tuple[str, dict]]:
     """The generator's probe configurations; those the interpreter runs quickly on a CPU. ``inner`` > 1 (a
     reduced middle dim) adds the column schedule's probe, ``split`` (a bucket leads with a split schedule)
@@ -191,12 +177,6 @@ def _accurate(table: list[tuple[tuple, dict]], kind: str) -> list[tuple[tuple, d
     """The table with every configuration in its accurate-reduction form, or None when nothing changes."""
     changed = [(key, variants.accurate(cfg, kind) or cfg) for key, cfg in table]
     return changed if changed != table else None
-
-
-def _bucket_key(task: Task, program: Program, knobs: dict[str, int]) -> tuple[int, int]:
-    """(rows, cols) of a benchmark shape as the generated launcher sees it (the key of its CONFIGS)."""
-    rows, cols, _ = _layout(task, program, knobs)
-    return rows, cols
 
 
 def _layout(task: Task, program: Program, knobs: dict[str, int]) -> tuple[int, int, int]:
@@ -324,9 +304,9 @@ class OfflineRun:
                     f"{' + the benchmark shape' if settings['benchmark_shape'] else ''})")
         outcome = self.ledger.evaluate(
             "verify", cid, source, settings,
-            lambda: _call(verify_pkg.verify, self.prep.task.path, path, device=self.device, limits=limits,
-                          shapes=shapes, benchmark_shape=benchmark_shape, progress=self.report).as_json(),
-            report=None if _accepts(verify_pkg.verify, "progress") else self.report,  # its own heartbeat, or ours
+            lambda: verify_pkg.verify(self.prep.task.path, path, device=self.device, limits=limits,
+                                      shapes=shapes, benchmark_shape=benchmark_shape, progress=self.report).as_json(),
+            report=None,  # verify's own heartbeat says which case it is on
             what=f"verifying {name}", keep=lambda r: not cut_by_budget(r, limits, self.base_limits))
         if not self.on_gpu and shapes:
             self.per_shape_s = outcome.seconds / shapes

@@ -286,7 +286,10 @@ def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: T
         entry["outputs"] = stats
         # Each variant input set (same shape, new values, later in the same process) is judged on its own.
         for variant, outs in zip(case.variants, runs[REPEATS:]):
-            more, _ = judge_outputs(variant, outs, base, device, on_host)
+            try:
+                more, _ = judge_outputs(variant, outs, base, device, on_host)
+            except ModelRaised as exc:  # the task's own Model refuses these values: as if it refused the case
+                return _skipped(result, case, entry, exc)
             for f in more:
                 f.message = f"on a new input set of the same shape (call {REPEATS + case.variants.index(variant) + 1}): " + f.message
                 f.details["variant_seed"] = variant.seed
