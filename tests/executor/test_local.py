@@ -113,6 +113,14 @@ def test_an_eval_unit_whose_worker_dies_is_listed_as_an_infrastructure_failure_a
     assert [(u["status"], u["resumed"]) for u in again["units"]] == [("infrastructure-failure", False), ("done", True)]
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie (a killed orphan stays one until init reaps it, and some containers' init never does)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 def test_a_killed_eval_takes_its_units_agents_with_it_and_the_rerun_runs_every_unit_once(tmp_path):
     suite = tmp_path / "suite"
     suite.mkdir()
@@ -134,9 +142,9 @@ def test_a_killed_eval_takes_its_units_agents_with_it_and_the_rerun_runs_every_u
     driver.kill()  # SIGKILL: no handler runs; the unit processes see their liveness pipe close
     driver.wait()
     deadline = time.monotonic() + 10
-    while any(Path(f"/proc/{pid}").exists() for pid in agents) and time.monotonic() < deadline:
+    while any(map(alive, agents)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in agents), "an agent outlived its killed eval"
+    assert not any(map(alive, agents)), "an agent outlived its killed eval"
     assert not list((tmp_path / "out" / "units").glob("*.json"))
     (tmp_path / "fast").touch()
     again = run_eval(str(suite), [agent], runs=2, out=tmp_path / "out", device="cpu", workers=2)
