@@ -42,7 +42,7 @@ def fast_p_curves(plt, groups: list[dict[str, Any]], path: Path) -> Path:
     for ax, baseline in zip(axes, BASELINES):
         for g in groups:
             ax.plot(FAST_P, [g[f"fast_p_{baseline}"][str(p)] or 0.0 for p in FAST_P], marker="o",
-                    label=group_label(g["agent"], g["skill"]))
+                    label=_literal(group_label(g["agent"], g["skill"])))
         ax.set_title(f"fast_p vs {baseline}")
         ax.set_xlabel("p (speedup threshold)")
         ax.set_ylim(0, 1.05)
@@ -63,7 +63,7 @@ def cost_quality(plt, groups: list[dict[str, Any]], path: Path) -> Path:
         x, y = (g.get("totals") or {}).get(key), g.get("correct_rate")
         if x is None or y is None:
             continue
-        ax.scatter([x], [y], s=40, alpha=0.8, label=group_label(g["agent"], g["skill"]))
+        ax.scatter([x], [y], s=40, alpha=0.8, label=_literal(group_label(g["agent"], g["skill"])))
     ax.set_xlabel(label)
     ax.set_ylabel("verified rate")
     ax.set_ylim(0, 1.05)
@@ -73,3 +73,9 @@ def cost_quality(plt, groups: list[dict[str, Any]], path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def _literal(text: str) -> str:
+    """``text`` as matplotlib prints it verbatim: a ``$`` would start mathtext (an agent command with ``$$``
+    made the plot raise)."""
+    return text.replace("$", r"\$")

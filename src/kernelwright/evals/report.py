@@ -21,7 +21,8 @@ from typing import Any, Iterable
 
 from kernelwright.errors import UsageError
 from kernelwright.evals.metrics import FAST_P, skill_lifts
-from kernelwright.evals.runner import SCHEMA, write_atomic
+from kernelwright.evals.runner import SCHEMA
+from kernelwright.run.artifacts import atomic_write
 
 PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
 CSS = """
@@ -72,7 +73,7 @@ def write_report(folder: str | Path, out: str | Path | None = None) -> Path:
         page = render(load_results(folder))
     path = Path(out) if out else folder / "report.html"
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, page)
+    atomic_write(path, page)
     return path
 
 

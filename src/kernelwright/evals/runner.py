@@ -17,6 +17,7 @@ from kernelwright import skills as bundled_skills
 from kernelwright.errors import KernelwrightError, UsageError
 from kernelwright.hardware import resolve_device
 from kernelwright.run import entry
+from kernelwright.run.artifacts import atomic_write
 from kernelwright.tasks.task import load_task
 
 from kernelwright.evals.external import run_cmd_agent
@@ -70,12 +71,6 @@ def unit_plan(agents: list[str], skills: list[str], cases: list[Case], runs: int
                     plan.append({"agent": agent, "skill": skill, "task": case.name, "path": case.path, "run": run,
                                  "key": key, "case": case})
     return plan
-
-
-def write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def llm_counts(run_dir: Path) -> dict[str, Any]:
@@ -193,7 +188,7 @@ def write_results(out: Path, suite: str, agents: list[str], skills: list[str], r
                "max_dollars": max_dollars, "environment": environment(device),
                "cases": [case_record(c) for c in cases if c.prompt is not None], "units": units,
                "aggregates": aggregates(done), "lifts": skill_lifts(done)}
-    write_atomic(out / "results.json", json.dumps(results, indent=2, default=str))
+    atomic_write(out / "results.json", json.dumps(results, indent=2, default=str))
     write_csv(out / "results.csv", units)
     write_report(out)
     write_pngs(results, out)

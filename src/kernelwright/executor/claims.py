@@ -16,6 +16,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+from kernelwright.run.artifacts import atomic_write
+
 
 class Claim:
     def __init__(self, handle):
@@ -43,10 +45,7 @@ class UnitStore:
         return json.loads(self.path(key).read_text())
 
     def save(self, key: str, result: dict[str, Any]) -> None:
-        path = self.path(key)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(result, indent=2, default=str))
-        os.replace(tmp, path)
+        atomic_write(self.path(key), json.dumps(result, indent=2, default=str))
 
     def claim(self, key: str, *, wait: bool = False) -> Claim | None:
         """The unit's claim, or None when another process holds it (``wait``: block until it is free)."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelwright.run.artifacts import atomic_write
 from kernelwright.errors import KernelwrightError, UsageError
 from kernelwright.hardware import resolve_device
 
@@ -123,9 +124,7 @@ def _load_state(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def _save_state(out: Path, state: dict[str, Any]) -> None:
-    tmp = out / "state.json.tmp"
-    tmp.write_text(json.dumps(state, indent=2, default=str) + "\n")
-    tmp.replace(out / "state.json")
+    atomic_write(out / "state.json", json.dumps(state, indent=2, default=str) + "\n")
 
 
 def _optimize(entry: dict, task: Path, *, agent, minutes, device, out, say) -> None:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kernelwright.run.artifacts import atomic_write
 from kernelwright.errors import UsageError
 from kernelwright.hardware import describe, resolve_device
 
@@ -235,9 +236,7 @@ def write(result: ProfileResult, out: Path, prof=None) -> None:
         result.files["trace"] = str(trace)
     path = out / "profile.json"
     result.files["json"] = str(path)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result.as_json(), indent=2, default=str) + "\n")
-    tmp.replace(path)
+    atomic_write(path, json.dumps(result.as_json(), indent=2, default=str) + "\n")
 
 
 def load(path: Path) -> dict[str, Any]:

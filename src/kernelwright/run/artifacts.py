@@ -24,7 +24,7 @@ CSV_FIELDS = ("candidate", "candidate_id", "role", "parent", "round", "knobs", "
 
 def atomic_write(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # one per process: executor workers write side by side
     tmp.write_text(text)
     os.replace(tmp, path)
 
