@@ -480,6 +480,8 @@ def autopilot(
                                               "file or model directory"),
     size: str = typer.Option("small", help="small (CPU-friendly) or 8b-shape"),
     top: int = typer.Option(3, help="targets to optimize at most (the top memory- or launch-bound modules)"),
+    only: Optional[str] = typer.Option(None, help="comma-separated module classes to target (e.g. Qwen3RMSNorm), "
+                                                  "no others"),
     agent: str = typer.Option("offline", help="the agent optimize uses (see `kernelwright optimize --help`)"),
     max_minutes: Optional[float] = typer.Option(None, help="the whole optimize budget, split over the targets "
                                                            "(default: optimize's own for each)"),
@@ -499,6 +501,7 @@ def autopilot(
     try:
         result = run_autopilot(model, size, top=top, agent=agent, minutes=max_minutes, device=device, out=out,
                                phase=phase, seq=seq, layers=layers, dtype=dtype,
+                               only=set(only.split(",")) if only else None,
                                progress=lambda line: errors.print(line, style="dim", markup=False, highlight=False))
     except KernelwrightError as exc:
         _fail_usage(exc)

@@ -40,7 +40,7 @@ def test_bad_inputs_are_usage_errors(tmp_path):
 def test_the_small_qwen3_runs_end_to_end_on_the_cpu_and_resumes(tmp_path):
     out = tmp_path / "ap"
     args = [sys.executable, "-m", "kernelwright", "autopilot", "qwen3", "--device", "cpu", "--top", "1",
-            "--layers", "1", "--seq", "16", "--max-minutes", "2", "--out", str(out)]
+            "--layers", "1", "--seq", "16", "--max-minutes", "2", "--only", "Qwen3RMSNorm", "--out", str(out)]
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     first = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]

@@ -249,3 +249,12 @@ def test_an_infinity_in_both_runs_is_never_reported_as_their_difference(monkeypa
     for chunk in (8, 1000):  # the infinity in the differing slice or not: the same answer
         monkeypatch.setattr(checks, "CHUNK_ELEMENTS", chunk)
         assert checks.check_determinism([[a], [b]])[0].details["worst_index"] == [30]
+
+
+def test_bfloat16_under_the_interpreter_is_judged_with_twice_the_bounds():
+    # the interpreter truncates float32 -> bfloat16; a GPU rounds to nearest
+    from kernelwright.verify import tolerance
+
+    gpu, cpu = tolerance.for_case("bfloat16", "cuda:0"), tolerance.for_case("bfloat16", "cpu")
+    assert gpu == tolerance.for_dtype("bfloat16") and cpu == gpu.widened(tolerance.INTERPRETER_BF16)
+    assert tolerance.for_case("float32", "cpu") == tolerance.for_dtype("float32")

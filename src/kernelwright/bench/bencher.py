@@ -181,7 +181,7 @@ def _row(task: Task, module, spec: dict, raw: dict, outs: list, dtype: str, devi
     on_host = memory.tensor_bytes(check.inputs) > HOST_JUDGE_BYTES
     if not on_host:
         outs = [o.to(device) for o in outs]
-    failures, stats = judge_outputs(check, outs, tolerance.for_dtype(dtype, atol=task.atol, rtol=task.rtol),
+    failures, stats = judge_outputs(check, outs, tolerance.for_case(dtype, device, atol=task.atol, rtol=task.rtol),
                                     device, on_host)
     found = [{**f.as_dict(), "check": "recheck_" + f.check, "knobs": spec["knobs"]} for f in failures]
     timed = raw["timed"]

@@ -45,9 +45,9 @@ class AutopilotResult:
 def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent: str = "offline",
               minutes: float | None = None, device: str = "auto", out: Path = Path("runs/autopilot"),
               phase: str = "prefill", seq: int | None = None, layers: int | None = None, dtype: str | None = None,
-              progress=None) -> AutopilotResult:
+              only: set[str] | None = None, progress=None) -> AutopilotResult:
     """Run every stage into ``out`` (the same ``out`` resumes). ``minutes``: the whole optimize budget, split
-    evenly over the targets (default: optimize's own per target)."""
+    evenly over the targets (default: optimize's own per target). ``only``: the module classes to target."""
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}.")
     if minutes is not None and minutes <= 0:
@@ -66,7 +66,7 @@ def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
         profile = _profile(model, size, top=top, device=device, out=out, phase=phase, seq=seq, layers=layers,
-                           dtype=dtype, say=say)
+                           dtype=dtype, only=only, say=say)
         state = _load_state(out)
         tasks = sorted((out / "tasks").glob("*.py"))
         if not tasks:
@@ -93,7 +93,7 @@ def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent:
     return result
 
 
-def _profile(model, size, *, top, device, out, phase, seq, layers, dtype, say) -> dict[str, Any]:
+def _profile(model, size, *, top, device, out, phase, seq, layers, dtype, only, say) -> dict[str, Any]:
     from kernelwright.profile.run import load, profile_model
 
     path = out / "profile" / "profile.json"
@@ -102,7 +102,7 @@ def _profile(model, size, *, top, device, out, phase, seq, layers, dtype, say) -
         return load(path)
     say("profile: running")
     result, _ = profile_model(model, size, phase=phase, seq=seq, dtype=dtype, device=device, layers=layers,
-                              out=out / "profile", emit_tasks=out / "tasks", top=top, progress=say)
+                              out=out / "profile", emit_tasks=out / "tasks", top=top, only=only, progress=say)
     return result.as_json()
 
 

@@ -58,7 +58,8 @@ class Capture:
 def profile_model(model: str = "qwen3", size: str = "small", *, phase: str = "prefill", batch: int = 1,
                   seq: int | None = None, dtype: str | None = None, device: str = "auto", layers: int | None = None,
                   steps: int | None = None, out: Path | None = None, emit_tasks: Path | None = None, top: int = 10,
-                  kernels: list[Path] | None = None, progress=None) -> tuple[ProfileResult, Capture]:
+                  kernels: list[Path] | None = None, only: set[str] | None = None,
+                  progress=None) -> tuple[ProfileResult, Capture]:
     """Profile ``model`` and rank its ops; with ``emit_tasks``, write a task file for each of the ``top``
     memory-bound leaf modules there; with ``kernels`` (repositories written by ``kernelwright package``), profile
     the model kernelized with all of them. Writes profile.json and trace.json under ``out`` when given."""
@@ -66,7 +67,7 @@ def profile_model(model: str = "qwen3", size: str = "small", *, phase: str = "pr
         warnings.simplefilter("ignore", FutureWarning)
         return _profile(model, size, phase=phase, batch=batch, seq=seq, dtype=dtype, device=device, layers=layers,
                         steps=steps, out=out, emit_tasks=emit_tasks, top=top, kernels=list(kernels or []),
-                        progress=progress or (lambda _msg: None))
+                        only=only, progress=progress or (lambda _msg: None))
 
 
 def _check(phase: str, batch: int, seq: int | None, dtype: str | None, steps: int | None, top: int) -> None:
@@ -82,7 +83,7 @@ def _check(phase: str, batch: int, seq: int | None, dtype: str | None, steps: in
 
 
 def _profile(model, size, *, phase, batch, seq, dtype, device, layers, steps, out, emit_tasks, top, kernels,
-             progress):
+             only, progress):
     import torch
 
     from kernelwright.package.e2e import PROMPT, _workloads
@@ -135,7 +136,7 @@ def _profile(model, size, *, phase, batch, seq, dtype, device, layers, steps, ou
     if emit_tasks is not None:
         from kernelwright.profile.tasks import emit_tasks as emit
 
-        emitted = emit(result, capture, emit_tasks, top=top)
+        emitted = emit(result, capture, emit_tasks, top=top, only=only)
         result.tasks = {"written": [str(p) for p in emitted.written], "skipped": emitted.skipped}
     if out is not None:
         write(result, out, trace)

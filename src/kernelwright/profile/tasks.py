@@ -34,15 +34,18 @@ class Emitted:
     skipped: dict[str, str] = field(default_factory=dict)  # module class -> why
 
 
-def emit_tasks(result, capture, out: Path, *, top: int = 3) -> Emitted:
+def emit_tasks(result, capture, out: Path, *, top: int = 3, only: set[str] | None = None) -> Emitted:
     """Write a task file for each of the ``top`` leaf modules bound by memory or launches (not compute), ranked
-    by savings: a fused kernel is what helps those."""
+    by savings: a fused kernel is what helps those. ``only``: these module classes and no others (on a CPU the
+    ranking of small ops moves from run to run; a user who knows the target names it)."""
     out.mkdir(parents=True, exist_ok=True)
     emitted = Emitted()
     for target in result.targets:
         if len(emitted.written) >= top:
             break
         cls = target["module_class"]
+        if only is not None and cls not in only:
+            continue
         if not target["leaf"] or target["bound"] not in ("memory", "launch"):
             continue
         try:

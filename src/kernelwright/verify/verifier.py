@@ -273,7 +273,7 @@ def _judge(result: VerifyResult, case: Case, reported: dict, runs: list, task: T
     structure = checks.check_structure(runs[0], eagers, reported.get("outputs", []), device)
     _record(result, "structure", structure, case)
     if not structure:
-        base = tolerance.for_dtype(case.dtype, atol=task.atol, rtol=task.rtol)
+        base = tolerance.for_case(case.dtype, device, atol=task.atol, rtol=task.rtol)
         if streamed:
             try:
                 value_failures, stats, determinism = checks.check_values_in_rows(
