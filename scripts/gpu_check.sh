@@ -2,7 +2,8 @@
 # Run on an H100/H200 (the device machine): GPU tests, benchmarks, packaging and agent sessions, in
 # stages, so that each fits one call of the device tool. A short table or log tail comes last.
 #
-#   scripts/gpu_check.sh STAGE...      stages: verify timing suite optimize e2e agents harness faults kernelbench (or all)
+#   scripts/gpu_check.sh STAGE...      stages: verify timing suite optimize e2e agents harness faults kernelbench
+#                                      profile (AUTOPILOT=1 adds autopilot) scaling (or all)
 #
 # Environment: SUITE_ARGS, OPTIMIZE_ARGS, E2E_ARGS, KB_ARGS pass options on (KB_DIR: KernelBench's level-1
 # files, default ./.kb); WORKERS (default 8) parallel verify
@@ -46,7 +47,12 @@ for stage in "${stages[@]}"; do
     harness) run harness python3 benchmarks/harness_strength.py --device cuda --out "$out/harness" ;;
     faults) run faults python3 scripts/faults.py --device cuda --out "$out/faults" ;;
     kernelbench) run kernelbench python3 benchmarks/kernelbench_gpu.py --kernelbench "${KB_DIR:-.kb}" --out "$out/kernelbench" ${KB_ARGS:-} ;;
-    *) echo "unknown stage $stage (verify timing suite optimize e2e agents harness faults kernelbench all)"; status=2 ;;
+    profile)  # issue 16: the 36-layer Qwen3-8B-shaped model, prefill (2048 tokens) and decode, then autopilot
+      run profile-prefill python3 -m kernelwright profile --model qwen3 --size 8b-shape --phase prefill --seq 2048 --device cuda --out "$out/profile-prefill" --emit-tasks "$out/profile-tasks"
+      run profile-decode python3 -m kernelwright profile --model qwen3 --size 8b-shape --phase decode --device cuda --out "$out/profile-decode"
+      [ -n "${AUTOPILOT:-}" ] && run autopilot python3 -m kernelwright autopilot qwen3 --size 8b-shape --device cuda --out "$out/autopilot" ${AUTOPILOT_ARGS:-} ;;
+    scaling) run scaling python3 benchmarks/executor_scaling.py --out "$out/scaling" ${SCALING_ARGS:-} ;;  # issue 17: 1 vs N GPUs
+    *) echo "unknown stage $stage (verify timing suite optimize e2e agents harness faults kernelbench profile scaling all)"; status=2 ;;
   esac
 done
 [ -n "${OUT:-}" ] && tar czf "$OUT/gpu_check-$(IFS=-; echo "${stages[*]}").tgz" -C "$out" .
