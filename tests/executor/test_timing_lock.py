@@ -30,3 +30,25 @@ def test_the_timing_lock_serialises_one_physical_gpu_and_leaves_others_and_the_c
         t.join()
     assert not overlapping(spans["cuda:0"]) and not overlapping(spans["cuda:1"])
     assert overlapping([spans["cuda:0"][0], spans["cuda:1"][0]])  # different GPUs time side by side
+
+
+def test_a_timing_waits_for_correctness_runs_which_share_the_gpu_with_each_other(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERNELWRIGHT_LOCK_DIR", str(tmp_path))
+    spans: list[tuple[str, float, float]] = []
+
+    def hold(who, shared, delay):
+        time.sleep(delay)
+        with timing_lock("cuda:0", shared=shared):
+            start = time.monotonic()
+            time.sleep(0.3)
+            spans.append((who, start, time.monotonic()))
+
+    threads = [threading.Thread(target=hold, args=(who, shared, delay))
+               for who, shared, delay in (("verify-a", True, 0.0), ("verify-b", True, 0.05), ("bench", False, 0.1))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    by = {who: (start, end) for who, start, end in spans}
+    assert by["verify-b"][0] < by["verify-a"][1]  # two correctness runs side by side
+    assert by["bench"][0] >= max(by["verify-a"][1], by["verify-b"][1])  # the timing alone on the GPU

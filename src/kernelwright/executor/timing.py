@@ -40,8 +40,10 @@ def physical_gpu(device: str) -> str | None:
 
 
 @contextmanager
-def timing_lock(device: str) -> Iterator[float]:
-    """Hold the GPU's timing lock for the block; yields the seconds spent waiting for it."""
+def timing_lock(device: str, *, shared: bool = False) -> Iterator[float]:
+    """Hold the GPU's timing lock for the block; yields the seconds spent waiting for it. ``shared``: work that
+    may run beside other shared holders but never during a timing (a verification's candidate process):
+    a benchmark waits for it to end, and it waits for a benchmark to end."""
     gpu = physical_gpu(device)
     if gpu is None:
         yield 0.0
@@ -49,7 +51,7 @@ def timing_lock(device: str) -> Iterator[float]:
     path = lock_dir() / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu)}.lock"
     started = time.monotonic()
     with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         try:
             yield time.monotonic() - started
         finally:

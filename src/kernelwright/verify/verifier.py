@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from kernelwright.errors import UsageError
+from kernelwright.executor.timing import timing_lock
 from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import draw_shapes
@@ -177,9 +178,10 @@ def _verify_cases(result: VerifyResult, task_obj: Task, candidate_path: Path, ex
     by_id = {c.id: c for c in cases}
     # the worker loads every input set the job carries, and draws the rest: its memory limit counts both
     job_bytes = sum(memory.tensor_bytes(c.inputs) + sum(memory.tensor_bytes(v.inputs) for v in c.variants) for c in cases)
-    outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()), "task": str(task_obj.path),
-                          "allowed_ops": extensions["ops"], "cases": [c.job(repeat=REPEATS) for c in cases]},
-                         device=device, limits=limits, progress=progress, job_bytes=job_bytes)
+    with timing_lock(device, shared=True):  # never on a GPU while another process times a kernel there
+        outcome = run_worker({"mode": "run", "candidate": str(candidate_path.resolve()), "task": str(task_obj.path),
+                              "allowed_ops": extensions["ops"], "cases": [c.job(repeat=REPEATS) for c in cases]},
+                             device=device, limits=limits, progress=progress, job_bytes=job_bytes)
     phase_started = _phase(result, "worker", phase_started)
     result.environment.update(network_isolated=outcome.network_isolated, isolation_note=outcome.isolation_note)
     result.record("process", outcome.ok)
