@@ -234,3 +234,22 @@ def test_the_scratch_is_removed_when_the_run_ends_by_an_exception(tmp_path, monk
     with pytest.raises(SystemExit):
         run_worker({"mode": "run", "candidate": str(path), "cases": []}, device="cpu", scratch_root=tmp_path)
     assert not list(tmp_path.glob("kw-worker-*"))
+
+
+def test_inputs_the_worker_draws_leave_its_random_state_as_it_was():
+    # a candidate drawing random numbers in forward must still differ between its repeated calls
+    import torch
+
+    from kernelwright.sandbox.worker import _drawer
+    from kernelwright.tasks.task import load_task
+
+    spec = dict(case_id="c0", label="benchmark", knobs={"tokens": 4, "hidden": 8}, dtype="float32",
+                distribution="normal", seed=3, model_seed=3, init_override=None)
+    draw = _drawer({"task": str(load_task("rmsnorm").path), "cases": [{"inputs": spec}]}, "cpu")
+    first = draw(spec)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    again = draw(spec)
+    assert torch.equal(torch.rand(3), expected)
+    assert torch.equal(first[0], again[0])  # the same input set from the same arguments

@@ -215,8 +215,18 @@ def _drawer(job: dict, device: str):
     from kernelwright.tasks.task import import_file
     from kernelwright.verify.inputs import build_case
 
+    import torch
+
     module = import_file(Path(job["task"]), prefix="kw_task")
-    return lambda spec: build_case(module, **spec, device=device).inputs
+    gpus = [torch.device(device).index or 0] if device.startswith("cuda") else []
+
+    def draw(spec: dict) -> list:
+        # build_case seeds the RNGs: in a forked state, so a candidate drawing random numbers in forward still
+        # differs between its repeated calls (the determinism check) as it would with loaded inputs
+        with torch.random.fork_rng(devices=gpus):
+            return build_case(module, **spec, device=device).inputs
+
+    return draw
 
 
 def _run_cases(job: dict, model_new_cls, device: str, scratch: str, guards, event, draw=None) -> dict:
