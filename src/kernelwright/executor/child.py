@@ -15,16 +15,16 @@ import json
 import os
 import signal
 import sys
-import threading
 import traceback
 from pathlib import Path
 
 from kernelwright.executor.base import call_work, describe_exception
+from kernelwright.run.artifacts import atomic_write
 from kernelwright.sandbox import reaper
 
 
 def main(job_path: str, result_path: str, alive_fd: str) -> int:
-    watch_parent(int(alive_fd))
+    reaper.watch_parent(int(alive_fd), kill_tree)
     job = json.loads(Path(job_path).read_text())
     reaper.install_signal_handlers()  # a killed unit takes its sandbox workers with it
     try:
@@ -32,22 +32,8 @@ def main(job_path: str, result_path: str, alive_fd: str) -> int:
     except Exception as exc:  # noqa: BLE001 -- reported to the parent as the unit's error
         traceback.print_exc()
         payload = {"ok": False, "message": describe_exception(exc)}
-    tmp = Path(f"{result_path}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(payload, default=str))
-    os.replace(tmp, result_path)
+    atomic_write(Path(result_path), json.dumps(payload, default=str))
     return 0
-
-
-def watch_parent(fd: int) -> None:
-    def watch() -> None:
-        try:
-            while os.read(fd, 1):  # the parent never writes; b"" is EOF
-                pass
-        except OSError:
-            pass
-        kill_tree()
-
-    threading.Thread(target=watch, name="kw-unit-parent-watch", daemon=True).start()
 
 
 def kill_tree() -> None:

@@ -65,9 +65,10 @@ class Board:
             self.report(f"[{finished}/{self.total}] {text}")
 
     def render(self):
+        from rich.markup import escape
         from rich.table import Table
 
-        table = Table(title=(f"{self.describe} · queued {self.queued} · running {len(self.running)} · done "
+        table = Table(title=(f"{escape(self.describe)} · queued {self.queued} · running {len(self.running)} · done "
                              f"{self.done}/{self.total} · failed {self.failed} · {self.per_minute():.1f} units/min"),
                       title_justify="left", expand=False)
         for column in ("where", "unit", "for"):
@@ -76,7 +77,7 @@ class Board:
         with self._lock:
             running = sorted(self.running.items(), key=lambda item: item[1][0])
         for key, (where, since) in running:
-            table.add_row(where, key, f"{now - since:.0f} s")
+            table.add_row(escape(where), escape(key), f"{now - since:.0f} s")  # unit keys hold agent commands
         return table
 
 

@@ -112,8 +112,9 @@ def die_with_parent(parent_pid: int) -> Callable[[], None]:
     return preexec
 
 
-def watch_parent(fd: int) -> None:
-    """Worker side: kill this process's group when the parent's end of the liveness pipe closes."""
+def watch_parent(fd: int, on_death=None) -> None:
+    """Worker side: when the parent's end of the liveness pipe closes, call ``on_death`` (default: kill this
+    process's group)."""
 
     def watch() -> None:
         try:
@@ -121,6 +122,9 @@ def watch_parent(fd: int) -> None:
                 pass
         except OSError:
             pass
-        os.killpg(os.getpgrp(), signal.SIGKILL)
+        if on_death is not None:
+            on_death()
+        else:
+            os.killpg(os.getpgrp(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="kw-parent-watch", daemon=True).start()

@@ -606,6 +606,15 @@ def _rows(program: Program, suffix: str = "", split: bool = False) -> tuple[str,
             done.add(sm)
         return out
 
+    def column_pass(span: str) -> list[str]:
+        """The last sweep over columns ``span``: each elementwise output computed and stored, a block at a time."""
+        body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
+                "mask = row_mask[:, None] & col_mask[None, :]"]
+        scope = dict(env)
+        emit_cols([o.node for o in col_outputs], body, scope)
+        body += [store_col(o, scope) for o in col_outputs]
+        return [f"for start in range({span}, BLOCK):"] + ["    " + b for b in body]
+
     def passes(online: bool) -> list[str]:
         """Pass p accumulates the reductions of level p, then the row values they make available."""
         out: list[str] = []
@@ -627,13 +636,7 @@ def _rows(program: Program, suffix: str = "", split: bool = False) -> tuple[str,
     else:
         loop += passes(False)
     if col_outputs:
-        loop.append("for start in range(0, n_cols, BLOCK):")
-        body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
-                "mask = row_mask[:, None] & col_mask[None, :]"]
-        scope = dict(env)
-        emit_cols([o.node for o in col_outputs], body, scope)
-        body += [store_col(o, scope) for o in col_outputs]
-        loop += ["    " + b for b in body]
+        loop += column_pass("0, n_cols")
     loop += [store_row(o, env) for o in row_outputs]
 
     stride_args = []
@@ -742,13 +745,7 @@ def _rows_kernel{suffix}({ptrs},
                 env[s2] = s2
                 done.add(s2)
         if col_outputs:
-            out.append("for start in range(col_lo, col_hi, BLOCK):")
-            body = ["cols = start + tl.arange(0, BLOCK)", "col_mask = cols < n_cols",
-                    "mask = row_mask[:, None] & col_mask[None, :]"]
-            scope = dict(env)
-            emit_cols([o.node for o in col_outputs], body, scope)
-            body += [store_col(o, scope) for o in col_outputs]
-            out += ["    " + b for b in body]
+            out += column_pass("col_lo, col_hi")
         if row_outputs:
             out += ["if part == 0:"] + ["    " + store_row(o, env) for o in row_outputs]
         return out
