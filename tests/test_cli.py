@@ -70,6 +70,12 @@ def test_error_text_with_brackets_reaches_stderr_verbatim(monkeypatch):
     assert "pip install 'kernelwright[llm]'" in result.output
 
 
+def test_help_text_keeps_the_extras_in_brackets():
+    result = runner.invoke(app, ["eval", "--help"], env={"COLUMNS": "250"})
+    assert result.exit_code == 0
+    assert "pip install 'kernelwright[ray]'" in result.output
+
+
 def test_candidate_error_with_brackets_prints_verbatim(tmp_path):
     candidate = tmp_path / "raises_brackets.py"
     candidate.write_text(

@@ -533,7 +533,7 @@ def eval_(
     max_dollars: Optional[float] = typer.Option(None, help="start no unit once the recorded cost reaches this many "
                                                            "dollars (the rest are listed as skipped-for-budget)"),
     executor: str = typer.Option("local", help="where units run: local (slots on this host) or ray[:ADDRESS] (a Ray "
-                                               "cluster; pip install 'kernelwright[ray]')"),
+                                               "cluster; pip install 'kernelwright\\[ray]')"),
     gpus: Optional[str] = typer.Option(None, help="local executor: the GPUs to use, e.g. 0,1 (default every visible "
                                                   "GPU); each unit is pinned to one"),
     workers: Optional[int] = typer.Option(None, help="local executor: units at once (default one per GPU, 1 on the "

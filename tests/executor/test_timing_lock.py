@@ -52,3 +52,28 @@ def test_a_timing_waits_for_correctness_runs_which_share_the_gpu_with_each_other
     by = {who: (start, end) for who, start, end in spans}
     assert by["verify-b"][0] < by["verify-a"][1]  # two correctness runs side by side
     assert by["bench"][0] >= max(by["verify-a"][1], by["verify-b"][1])  # the timing alone on the GPU
+
+
+def test_a_stream_of_overlapping_correctness_runs_does_not_starve_a_timing(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERNELWRIGHT_LOCK_DIR", str(tmp_path))
+    stream_ends = time.monotonic() + 2.5
+    waited: list[float] = []
+
+    def verify_forever(delay):
+        time.sleep(delay)
+        while time.monotonic() < stream_ends:  # three holders, always at least one holding
+            with timing_lock("cuda:0", shared=True):
+                time.sleep(0.2)
+
+    def bench():
+        time.sleep(0.3)
+        with timing_lock("cuda:0") as wait:
+            waited.append(wait)
+
+    threads = [threading.Thread(target=verify_forever, args=(d,)) for d in (0.0, 0.07, 0.14)]
+    threads.append(threading.Thread(target=bench))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert waited and waited[0] < 1.0  # it got the GPU after the holders of the moment, not after the stream

@@ -50,8 +50,14 @@ def timing_lock(device: str, *, shared: bool = False) -> Iterator[float]:
         return
     path = lock_dir() / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu)}.lock"
     started = time.monotonic()
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+    # Shared holders that keep overlapping would starve a benchmark forever (flock favours no one): every
+    # holder first passes a gate, which a benchmark keeps while it waits, so none slips in ahead of it.
+    with open(path.with_suffix(".gate"), "a+") as gate, open(path, "a+") as handle:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+        finally:
+            fcntl.flock(gate, fcntl.LOCK_UN)
         try:
             yield time.monotonic() - started
         finally:
