@@ -10,6 +10,7 @@ kept the same ``best.py``; a pair agrees when the medians differ by no more than
 (the noise floor of the two measurements).
 
     python benchmarks/executor_scaling.py --out OUT [--gpus 0,1] [--suite bundled] [--max-minutes 3]
+                                          [--only rmsnorm,softmax]
 
 Writes ``executor_scaling.json`` and ``executor_scaling.md`` under ``OUT`` and prints the summary last.
 """
@@ -25,9 +26,11 @@ import time
 from pathlib import Path
 
 
-def run_eval(suite: str, out: Path, gpus: str, device: str, minutes: float) -> dict:
+def run_eval(suite: str, out: Path, gpus: str, device: str, minutes: float, only: str) -> dict:
     command = [sys.executable, "-m", "kernelwright", "eval", "--suite", suite, "--agent", "offline", "--out",
                str(out), "--device", device, "--max-minutes", str(minutes), "--json"]
+    for task in filter(None, only.split(",")):
+        command += ["--only", task]
     if device.startswith("cuda"):
         command += ["--gpus", gpus]
     else:
@@ -89,15 +92,16 @@ def main() -> None:
     parser.add_argument("--suite", default="bundled")
     parser.add_argument("--device", default="cuda", help="cuda (the measurement) or cpu (a dry run of the script)")
     parser.add_argument("--max-minutes", type=float, default=3.0)
+    parser.add_argument("--only", default="", help="comma-separated tasks of the suite (default: all)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     first = args.gpus.split(",")[0]
-    one = run_eval(args.suite, args.out / "gpus-1", first, args.device, args.max_minutes)
+    one = run_eval(args.suite, args.out / "gpus-1", first, args.device, args.max_minutes, args.only)
     many = run_eval(args.suite, args.out / f"gpus-{len(args.gpus.split(','))}", args.gpus, args.device,
-                    args.max_minutes)
+                    args.max_minutes, args.only)
     pairs = compare(one.pop("timings"), many.pop("timings"))
     judged = [p for p in pairs if p["agree"] is not None]
-    report = {"suite": args.suite, "device": args.device, "max_minutes": args.max_minutes, "one": one, "many": many,
+    report = {"suite": args.suite, "only": args.only or None, "device": args.device, "max_minutes": args.max_minutes, "one": one, "many": many,
               "scaling_units": round(many["units_per_min"] / one["units_per_min"], 2) if one["units_per_min"] else None,
               "scaling_evaluations": (round(many["evaluations_per_min"] / one["evaluations_per_min"], 2)
                                       if one["evaluations_per_min"] else None),

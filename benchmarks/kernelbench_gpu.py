@@ -18,6 +18,13 @@ faster than the baseline by more than ``p``; geomean and median speedups are ove
 
     python benchmarks/kernelbench_gpu.py --kernelbench DIR --out OUT [--gpus 0,1] [--max-minutes 3]
                                          [--only 36_RMSNorm_,40_LayerNorm] [--budget N]
+                                         [--per-gpu K] [--stop-after SECONDS]
+
+``--per-gpu K`` runs K commands on each GPU at once (their benchmarks take turns on the GPU's timing lock,
+so timings stay exclusive; budgets then also cover the wait). ``--stop-after`` starts no command after that
+many seconds, so a call of limited length ends with whole rows. A worker whose parent is no longer a
+kernelwright process is an orphan; after the last command, ``after_all`` records the sandbox workers still
+alive and each GPU's memory in use.
 
 ``DIR`` as for ``kernelbench_coverage.py`` (a checkout, its level1 folder, or a git directory). Writes
 ``kernelbench_gpu.csv``/``.json``/``.md`` under ``OUT`` (rows of earlier runs in ``OUT`` for tasks not
@@ -47,7 +54,7 @@ from kernelbench_coverage import TARGET_KINDS, kind_of, level1_files  # noqa: E4
 
 FIELDS = ("task", "kind", "gpu", "exit", "seconds", "budget_s", "within", "verdict", "reason", "task_gb",
           "verify_peak_gb", "peak_over_task", "best_ms", "eager_ms", "compile_ms", "vs_eager", "vs_compile",
-          "fastest_baseline", "vs_fastest", "orphan_workers", "gpu_mb_after", "verify_phases")
+          "fastest_baseline", "vs_fastest", "orphan_workers", "per_gpu", "gpu_mb_after", "verify_phases")
 GRACE = 1.10  # the issue's "M + 10%"
 
 
@@ -59,7 +66,10 @@ def main() -> None:
     parser.add_argument("--max-minutes", type=float, default=3.0)
     parser.add_argument("--budget", type=int, default=None, help="tuning rounds at most (default: optimize's)")
     parser.add_argument("--only", default="", help="comma-separated file stems or numbers")
+    parser.add_argument("--per-gpu", type=int, default=1, help="commands at once on each GPU")
+    parser.add_argument("--stop-after", type=float, default=None, help="start no command after this many seconds")
     args = parser.parse_args()
+    started = time.monotonic()
 
     args.out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="kb-gpu-"))
@@ -76,6 +86,8 @@ def main() -> None:
 
     def worker(gpu: str) -> None:
         while True:
+            if args.stop_after is not None and time.monotonic() - started > args.stop_after:
+                return
             try:
                 path = jobs.get_nowait()
             except queue.Empty:
@@ -86,11 +98,14 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
                 write(args.out, list(rows), args, quiet=True)  # a call cut short keeps every finished row
 
-    threads = [threading.Thread(target=worker, args=(g,)) for g in gpus]
+    threads = [threading.Thread(target=worker, args=(g,)) for g in gpus for _ in range(args.per_gpu)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
+    time.sleep(5)
+    args.after_all = {"workers_alive": _sandbox_workers(), "gpu_mb": {g: _gpu_used_mb(g) for g in gpus},
+                      "not_started": [p.stem for p in list(jobs.queue)]}
     write(args.out, rows, args)
 
 
@@ -127,24 +142,36 @@ def run_one(path: Path, gpu: str, args) -> dict:
     time.sleep(5)
     row = {"task": path.stem, "kind": kind_of(path.stem), "gpu": gpu, "exit": code, "seconds": round(seconds, 1),
            "budget_s": budget_s, "within": seconds <= budget_s * GRACE,
-           "orphan_workers": _orphans(gpu), "gpu_mb_after": _gpu_used_mb(gpu)}
+           "orphan_workers": _orphans(), "per_gpu": args.per_gpu,
+           "gpu_mb_after": _gpu_used_mb(gpu) if args.per_gpu == 1 else None}  # others may still run there
     row.update(_from_run(run_dir, log))
     if code != 0 and row["verdict"] == "verified":  # best.py on disk, but the run itself said no
         row["verdict"], row["reason"] = "no kernel", _last_line(log)
     return row
 
 
-def _orphans(gpu: str) -> int:
-    """Sandbox workers of this GPU still alive (their environment names the GPU)."""
-    count = 0
+def _sandbox_workers() -> list[str]:
+    pids = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            environ = Path(f"/proc/{pid}/environ").read_bytes()
+            if b"kernelwright.sandbox.worker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                pids.append(pid)
         except OSError:
             continue
-        if b"kernelwright.sandbox.worker" in cmdline and f"CUDA_VISIBLE_DEVICES={gpu}\0".encode() in environ:
-            count += 1
+    return pids
+
+
+def _orphans() -> int:
+    """Sandbox workers whose parent is no longer a kernelwright process (runs still going keep theirs)."""
+    count = 0
+    for pid in _sandbox_workers():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            parent = stat.rsplit(")", 1)[1].split()[1]
+            if b"kernelwright" not in Path(f"/proc/{parent}/cmdline").read_bytes():
+                count += 1
+        except (OSError, IndexError):
+            continue
     return count
 
 
@@ -241,7 +268,8 @@ def write(out: Path, rows: list[dict], args, *, quiet: bool = False) -> None:
     rows.sort(key=lambda r: int(r["task"].split("_")[0]))
     summary = aggregate(rows)
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "max_minutes": args.max_minutes, "budget": args.budget, "environment": _environment()}
+            "max_minutes": args.max_minutes, "budget": args.budget, "per_gpu": args.per_gpu,
+            "after_all": getattr(args, "after_all", None), "environment": _environment()}
     (out / "kernelbench_gpu.json").write_text(json.dumps({**meta, "summary": summary, "rows": rows}, indent=2))
     with open(out / "kernelbench_gpu.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
@@ -257,6 +285,8 @@ def write(out: Path, rows: list[dict], args, *, quiet: bool = False) -> None:
                      f"{r.get('vs_fastest', '')} | {r.get('orphan_workers')} |")
     lines.append("")
     lines.append(json.dumps(summary))
+    if getattr(args, "after_all", None):
+        lines.append(f"after the last command: {json.dumps(args.after_all)}")
     (out / "kernelbench_gpu.md").write_text("\n".join(lines) + "\n")
     if not quiet:
         print("\n".join(lines))
