@@ -57,13 +57,17 @@ def does_not_fit(task: str, task_bytes: int, free: int) -> str:
             "free: run it with smaller knobs or on a larger GPU.")
 
 
+class DoesNotFit(UsageError):
+    """The task's largest case needs more GPU memory than is free."""
+
+
 def check_fits(task: str, task_bytes: int, device: str) -> None:
     """Refuse, with one sentence, a task whose largest case cannot be verified in the device's free memory."""
     if not device.startswith("cuda"):
         return
     free = free_device_bytes(device)
     if VERIFY_FACTOR * task_bytes > free:
-        raise UsageError(does_not_fit(task, task_bytes, free))
+        raise DoesNotFit(does_not_fit(task, task_bytes, free))
 
 
 def reset_peak(device: str) -> None:
