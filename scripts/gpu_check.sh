@@ -5,7 +5,8 @@
 #   scripts/gpu_check.sh STAGE...      stages: verify timing suite optimize e2e agents harness faults kernelbench
 #                                      profile (AUTOPILOT=1 adds autopilot) scaling (or all)
 #
-# Environment: SUITE_ARGS, OPTIMIZE_ARGS, E2E_ARGS, KB_ARGS pass options on (KB_DIR: KernelBench's level-1
+# Environment: STAGE_SECONDS (a limit per stage, default none; set it below the device tool's per-call limit),
+# SUITE_ARGS, OPTIMIZE_ARGS, E2E_ARGS, KB_ARGS pass options on (KB_DIR: KernelBench's level-1
 # files, default ./.kb); WORKERS (default 8) parallel verify
 # processes for the correctness-only tests (never for timing). Everything is written under
 # $KW_OUT (default ./out/gpu_check); when $OUT is set (the device tool), a tarball of it lands there.
@@ -33,7 +34,8 @@ status=0
 run() {  # run STAGE COMMAND...: log to $out/STAGE.log, print its tail
   local stage=$1; shift
   echo "=== $stage: $*"
-  "$@" > "$out/$stage.log" 2>&1 || { status=1; echo "--- $stage FAILED"; }
+  # STAGE_SECONDS bounds each stage, so a stage cut short still leaves its log in the tarball below
+  timeout --kill-after=10 "${STAGE_SECONDS:-0}" "$@" > "$out/$stage.log" 2>&1 || { status=1; echo "--- $stage FAILED"; }
   tail -n "${TAIL:-30}" "$out/$stage.log"
 }
 for stage in "${stages[@]}"; do
