@@ -216,8 +216,9 @@ def test_the_poison_pool_stays_within_the_memory_target_for_large_inputs():
 
     small, large = 100 << 20, 8 << 30
     assert poison_pool_bytes(small) >= 4 * small  # room for outputs and workspace on a small case
-    # inputs + their clones + the pool: at most 4x the inputs (plus the 64-MB slack) on a large case
-    assert 2 * large + poison_pool_bytes(large) <= 4 * large + (64 << 20)
+    # inputs + their clones + the pool: at most 3x the inputs (plus the 64-MB slack) on a large case, which
+    # leaves one input's worth under the 4x target for what else is live during a call
+    assert 2 * large + poison_pool_bytes(large) <= 3 * large + (64 << 20)
 
 
 def test_the_scratch_is_removed_when_the_run_ends_by_an_exception(tmp_path, monkeypatch):
