@@ -23,14 +23,18 @@ def test_bytes_follow_the_op_s_inferred_output():
     assert op_bytes("aten::to", [[4, 8], [], [], [], []], [bf16, "Scalar"], [None, 6, False]) == 2 * 32 + 4 * 32
     assert op_bytes("aten::linear", [[2, 16, 64], [128, 64], []], [bf16, bf16, ""], []) \
         == 2 * (2 * 16 * 64 + 128 * 64 + 2 * 16 * 128)
+    # an embedding reads the rows it looks up (and its indices), not the whole table
+    assert op_bytes("aten::embedding", [[151936, 64], [1, 16], [], [], []], [bf16, "long int", "Scalar"], [None]) \
+        == 16 * 8 + 2 * 16 * 64 * 2
 
 
-def _sample(owner, op, us, shape=(1024, 1024)):
-    return OpSample(owner, owner.lower(), op, us, [list(shape)], ["float"], [])
+def _sample(owner, op, us, shape=(1024, 1024), step=0, kernel_us=(), dtype="float"):
+    return OpSample(owner, owner.lower(), op, us, [list(shape)], [dtype], [], kernel_us=list(kernel_us), step=step)
 
 
 def test_rows_rank_by_savings_with_amdahl_and_cumulative_share():
-    samples = [_sample("Norm", "aten::mul", 300.0)] * 2 + [_sample("Act", "aten::silu", 100.0)] * 2
+    samples = [_sample("Norm", "aten::mul", 300.0, step=i) for i in range(2)] + \
+        [_sample("Act", "aten::silu", 100.0, step=i) for i in range(2)]
     table = rows(samples, steps=2, total_us=1000.0, ceilings=CEILINGS)
     norm, act = table
     assert (norm["module_class"], norm["calls"], norm["time_ms"]) == ("Norm", 1, 0.3)
@@ -80,9 +84,26 @@ def test_cli_bad_inputs_are_one_sentence_and_exit_2(args, words):
     assert result.output.strip().count("\n") == 0  # one line: no traceback
 
 
-def test_tiny_calls_are_launch_bound_and_never_ideal_below_the_kernel_floor():
-    gpu = {"copy_gbps": 3000.0, "tflops": 700.0, "min_call_ms": 0.002}
-    samples = [_sample("Qwen3RMSNorm", "aten::mul", 6.0, shape=(1, 4096))] * 145  # a decode step's norms
-    (row,) = rows(samples, steps=1, total_us=10_000.0, ceilings=gpu)
-    assert row["bound"] == "launch"  # judged per call, not on the 145 calls' bytes together
-    assert row["roofline_ms"] == pytest.approx(145 * 0.002) and row["savings_ms"] == pytest.approx(145 * 0.004)
+GPU = {"copy_gbps": 3000.0, "tflops": 700.0, "min_call_ms": 0.002}
+
+
+def test_tiny_kernels_are_launch_bound_and_never_ideal_below_the_kernel_floor():
+    samples = [_sample("Qwen3RMSNorm", "aten::mul", 2.0, shape=(1, 4096), kernel_us=[2.0])] * 145  # decode's norms
+    (row,) = rows(samples, steps=1, total_us=10_000.0, ceilings=GPU)
+    assert row["bound"] == "launch" and row["calls"] == 145
+    assert row["roofline_ms"] == pytest.approx(145 * 0.002) and row["savings_ms"] == 0.0
+
+
+def test_a_large_elementwise_op_is_memory_bound_however_many_calls_it_makes():
+    # 2048x4096 bf16 in and out: 33.5 MB, 11 us at 3000 GB/s; measured 20 us a kernel
+    samples = [_sample("Qwen3RMSNorm", "aten::mul", 20.0, shape=(2048, 4096), kernel_us=[20.0], dtype="c10::BFloat16",
+                       step=i % 2) for i in range(290 * 2)]
+    (row,) = rows(samples, steps=2, total_us=100_000.0, ceilings=GPU)
+    assert (row["bound"], row["calls"], row["bytes"]) == ("memory", 290, 290 * 2048 * 4096 * 2 * 2)
+
+
+def test_an_op_whose_bytes_are_unknown_is_bound_by_unknown_and_claims_no_saving():
+    cat = OpSample("Qwen3Attention", "attn", "aten::cat", 15.0, [[[1, 8, 2048, 128], [1, 8, 1, 128]], []],
+                   ["TensorList", "Scalar"], [None, -2], kernel_us=[1.0])  # no dtype for a list of tensors
+    (row,) = rows([cat], steps=1, total_us=100.0, ceilings=GPU)
+    assert (row["bound"], row["savings_ms"], row["fraction_of_roofline"]) == ("unknown", 0.0, None)

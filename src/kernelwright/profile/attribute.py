@@ -6,21 +6,37 @@ embeddings and the like are functions there, not modules. An op belongs to the i
 Only *top-level* ops are counted (an ATen op with no other op between it and its range): ``aten::linear``
 is one row, not also its ``aten::mm`` and ``aten::t``. Their time is inclusive (CPU) or the sum of the
 device kernels launched anywhere beneath them (GPU), so the rows partition the step's op time.
+
+The events are read from the profiler's Chrome trace, not from ``prof.events()``: the trace is the
+profiler's stable output, and it carries what the ``FunctionEvent`` tree loses on some torch builds (the
+input dtypes, absent from ``FunctionEvent`` before torch 2.12, so no op had bytes) or gets wrong (CUPTI's
+"Activity Buffer Request" spans, on the host thread there, swallow the ops they overlap). Host spans nest
+by time within their thread; a device kernel belongs to the host span whose "External id" it carries,
+which is the innermost ATen op (or range) that launched it.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import functools
 import inspect
+import json
 import sys
+from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 MODULE = "kw.module::"
 FUNCTION = "kw.function::"
 STEP = "kw.step"
 # profiler events that are wrappers or bookkeeping, never an op of the model
 _WRAPPERS = ("ProfilerStep", "[memory]", "[OutOfMemory]", "Torch-Compiled Region", "## ")
+# trace categories: host spans (ops, ranges) and device work (what the GPU spent the step on)
+_HOST = ("cpu_op", "user_annotation")
+_DEVICE = ("kernel", "gpu_memset", "gpu_memcpy")
+# ts and dur are each printed to the ns, so a child can seem to end a ns after its parent
+_ROUNDING_US = 0.002
 
 
 @dataclass
@@ -34,8 +50,9 @@ class OpSample:
     shapes: list
     dtypes: list
     concrete: list
-    flops: int = 0
     kernels: list[str] = field(default_factory=list)
+    kernel_us: list[float] = field(default_factory=list)
+    step: int = 0
 
 
 @contextlib.contextmanager
@@ -107,86 +124,143 @@ def _wrap_functions(net):
     return undo
 
 
-def _owner(event) -> tuple[str, str] | None:
-    """(class, name) of the innermost module or function range around ``event``; None outside any step."""
-    function = None
-    parent = event.cpu_parent
+@dataclass(eq=False)
+class Span:
+    """A host-side span of the trace (an ATen op or a range), its place in the tree and its device work."""
+
+    name: str
+    ts: float
+    end: float
+    is_op: bool
+    args: dict
+    parent: Span | None = None
+    kernels: list[tuple[str, float]] = field(default_factory=list)
+    children: list[Span] = field(default_factory=list)
+
+
+def load_trace(path: Path) -> list[dict]:
+    """The events of a Chrome trace written by ``prof.export_chrome_trace``."""
+    data = json.loads(Path(path).read_text())
+    return data["traceEvents"] if isinstance(data, dict) else data
+
+
+def spans(trace_events: list[dict]) -> list[Span]:
+    """Every host span, nested by time within its thread, each with the device work it launched itself."""
+    threads: dict[tuple, list[Span]] = defaultdict(list)
+    by_id: dict[int, Span] = {}
+    for event in trace_events:
+        if event.get("ph") != "X" or event.get("cat") not in _HOST:
+            continue
+        args = event.get("args") or {}
+        ts = float(event["ts"])
+        span = Span(event["name"], ts, ts + float(event.get("dur", 0.0)), event["cat"] == "cpu_op", args)
+        threads[(event.get("pid"), event.get("tid"))].append(span)
+        if "External id" in args:
+            by_id[args["External id"]] = span
+    for thread in threads.values():
+        _nest(thread)
+    for event in trace_events:
+        if event.get("ph") == "X" and event.get("cat") in _DEVICE:
+            launcher = by_id.get((event.get("args") or {}).get("External id"))
+            if launcher is not None:
+                launcher.kernels.append((event["name"], float(event.get("dur", 0.0))))
+    return [span for thread in threads.values() for span in thread]
+
+
+def _nest(thread: list[Span]) -> None:
+    thread.sort(key=lambda s: (s.ts, -s.end))
+    open_spans: list[Span] = []
+    for span in thread:
+        while open_spans and (span.ts >= open_spans[-1].end or span.end > open_spans[-1].end + _ROUNDING_US):
+            open_spans.pop()
+        if open_spans:
+            span.parent = open_spans[-1]
+            open_spans[-1].children.append(span)
+        open_spans.append(span)
+
+
+def _is_range(span: Span) -> bool:
+    return not span.is_op or span.name.startswith(_WRAPPERS)
+
+
+def _place(parent: Span | None) -> tuple[str, str, Span] | None:
+    """(owner class, owner name, step) for work directly under ``parent`` with only ranges up to its step:
+    the innermost module or function range is the owner. None inside another op or outside any step."""
+    function = owner = None
     while parent is not None:
-        name = parent.name
-        if name.startswith(FUNCTION) and function is None:
-            function = name[len(FUNCTION):]
-        elif name.startswith(MODULE):
-            cls, _, qual = name[len(MODULE):].partition("::")
-            return (f"{function}()", f"{qual}.{function}") if function else (cls, qual)
-        elif name == STEP:
-            return (f"{function}()", function) if function else ("(model)", "")
-        parent = parent.cpu_parent
+        if parent.name == STEP:
+            owner = owner or ((f"{function}()", function) if function else ("(model)", ""))
+            return (*owner, parent)
+        if not _is_range(parent):
+            return None
+        if owner is None and parent.name.startswith(FUNCTION) and function is None:
+            function = parent.name[len(FUNCTION):]
+        elif owner is None and parent.name.startswith(MODULE):
+            cls, _, qual = parent.name[len(MODULE):].partition("::")
+            owner = (f"{function}()", f"{qual}.{function}") if function else (cls, qual)
+        parent = parent.parent
     return None
 
 
-def _is_range(name: str) -> bool:
-    return name.startswith((MODULE, FUNCTION)) or name == STEP or name.startswith(_WRAPPERS)
-
-
-def _top_level(event) -> bool:
-    """An op with only ranges (no other op) between it and its step."""
-    if _is_range(event.name) or event.device_type.name != "CPU":
-        return False
-    parent = event.cpu_parent
-    while parent is not None and _is_range(parent.name):
-        if parent.name == STEP:
-            return True
-        parent = parent.cpu_parent
-    return False
-
-
-def _subtree(event):
-    yield event
-    for child in event.cpu_children:
+def _subtree(span: Span):
+    yield span
+    for child in span.children:
         yield from _subtree(child)
 
 
-def samples(events, *, on_gpu: bool) -> list[OpSample]:
-    """One sample per top-level op inside a step, attributed to its innermost module or function."""
+def _concrete(value):
+    """A recorded argument as Python (``"[-1]"`` -> ``[-1]``, ``"True"`` -> ``True``); ``""`` (a tensor, None) -> None."""
+    if not isinstance(value, str):
+        return value
+    if not value:
+        return None
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return value
+
+
+def samples(trace_events: list[dict], *, on_gpu: bool) -> list[OpSample]:
+    """One sample per top-level op inside a step, attributed to its innermost module or function, with the
+    shapes, dtypes and arguments of that op (the one the user's code called), whichever child launched the
+    kernels; and one per kernel launched straight from a range."""
+    all_spans = spans(trace_events)
+    steps = {id(s): i for i, s in enumerate(sorted((s for s in all_spans if s.name == STEP), key=lambda s: s.ts))}
     out = []
-    for event in events:
-        if not _top_level(event):
+    for span in all_spans:
+        if _is_range(span):
+            out.extend(_direct_kernels(span, steps) if on_gpu else [])
             continue
-        owner = _owner(event)
-        if owner is None:
+        place = _place(span.parent)
+        if place is None:
             continue
-        nodes = list(_subtree(event))
-        kernels = [k for node in nodes for k in node.kernels]
-        time_us = sum(k.duration for k in kernels) if on_gpu else event.cpu_time_total
+        kernels = [k for node in _subtree(span) for k in node.kernels]
         if on_gpu and not kernels:
             continue  # host-side bookkeeping: no device time to attribute
-        out.append(OpSample(owner[0], owner[1], event.name, float(time_us), list(event.input_shapes or []),
-                            list(getattr(event, "input_dtypes", None) or []),
-                            list(getattr(event, "concrete_inputs", None) or []),
-                            flops=sum(int(node.flops or 0) for node in nodes), kernels=[k.name for k in kernels]))
-    return out + (_direct_kernels(events) if on_gpu else [])
-
-
-def _direct_kernels(events) -> list[OpSample]:
-    """Kernels launched straight from a range with no ATen op around them (a Triton kernel called from
-    Python): each is its own op, named after the kernel."""
-    out = []
-    for event in events:
-        if not (event.name.startswith((MODULE, FUNCTION)) or event.name == STEP) or not event.kernels:
-            continue
-        probe = type("Probe", (), {"cpu_parent": event})()
-        owner = _owner(probe)
-        if owner is None:
-            continue
-        for kernel in event.kernels:
-            out.append(OpSample(owner[0], owner[1], f"kernel:{kernel.name}", float(kernel.duration), [], [], [],
-                                kernels=[kernel.name]))
+        args = span.args
+        out.append(OpSample(place[0], place[1], span.name,
+                            sum(us for _, us in kernels) if on_gpu else span.end - span.ts,
+                            list(args.get("Input Dims") or []), list(args.get("Input type") or []),
+                            [_concrete(v) for v in args.get("Concrete Inputs") or []],
+                            kernels=[name for name, _ in kernels], kernel_us=[us for _, us in kernels],
+                            step=steps[id(place[2])]))
     return out
 
 
-def step_time_us(events, *, on_gpu: bool) -> float:
-    """The profiled steps' total: every device kernel on a GPU (the device's busy time), the steps' host
-    time on the CPU."""
+def _direct_kernels(span: Span, steps: dict[int, int]) -> list[OpSample]:
+    """Kernels launched straight from a range with no ATen op around them (a Triton kernel called from
+    Python): each is its own op, named after the kernel."""
+    place = _place(span) if span.kernels else None
+    if place is None:
+        return []
+    return [OpSample(place[0], place[1], f"kernel:{name}", us, [], [], [], kernels=[name], kernel_us=[us],
+                     step=steps[id(place[2])]) for name, us in span.kernels]
+
+
+def step_time_us(trace_events: list[dict], *, on_gpu: bool) -> float:
+    """The profiled steps' total: all device work on a GPU (the device's busy time), the steps' host time
+    on the CPU."""
     if on_gpu:
-        return float(sum(k.duration for e in events for k in e.kernels))
-    return float(sum(e.cpu_time_total for e in events if e.name == STEP))
+        return float(sum(e.get("dur", 0.0) for e in trace_events if e.get("ph") == "X" and e.get("cat") in _DEVICE))
+    return float(sum(e.get("dur", 0.0) for e in trace_events
+                     if e.get("ph") == "X" and e.get("cat") in _HOST and e.get("name") == STEP))

@@ -5,6 +5,7 @@ The profiler records an op's inputs, not its outputs, so the output is inferred:
 operand shapes, a reduction from its ``dim``/``keepdim`` arguments, a cast from its target dtype, and anything
 else as the broadcast of its tensor inputs. Views move nothing. These are the bytes an ideal kernel for the
 op must move (each input read once, the output written once), which is what a roofline compares against.
+FLOPs are counted for matrix products and attention only, the ops whose FLOPs can decide their bound.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ _MATMULS = {"aten::linear", "aten::matmul", "aten::mm", "aten::bmm", "aten::addm
 _REDUCTIONS = {"aten::mean", "aten::sum", "aten::amax", "aten::amin", "aten::max", "aten::min", "aten::var",
                "aten::std", "aten::norm", "aten::prod", "aten::any", "aten::all", "aten::argmax", "aten::argmin"}
 _CASTS = {"aten::to", "aten::_to_copy"}
+_ATTENTION = "aten::scaled_dot_product_attention"  # (q, k, v, attn_mask, dropout_p, is_causal, scale, enable_gqa)
 
 
 def _numel(shape) -> int:
@@ -74,6 +76,9 @@ def op_bytes(name: str, shapes, dtypes, concrete) -> int:
     tensors = _tensors(shapes, dtypes)
     if not tensors:
         return 0
+    if name == "aten::embedding" and len(tensors) >= 2:  # only the looked-up rows are read, not the table
+        (weight, width), (index, index_width) = tensors[:2]
+        return _numel(index) * (index_width + 2 * weight[-1] * width) if weight else 0
     read = sum(_numel(s) * size for s, size in tensors)
     width = max(size for _, size in tensors)
     if name in _MATMULS:
@@ -88,6 +93,22 @@ def op_bytes(name: str, shapes, dtypes, concrete) -> int:
     if name.endswith("_") and name not in _CASTS:  # in place: the output is the first input, already read
         return read + _numel(tensors[0][0]) * tensors[0][1]
     return read + _numel(out_shape) * width
+
+
+def op_flops(name: str, shapes, dtypes, concrete) -> int:
+    """Multiply-adds times two of a matrix product (from its operands) or of attention (``QK^T`` and ``PV``,
+    half of it under ``is_causal``); 0 for any other op."""
+    operands = [s for s, _ in _tensors(shapes, dtypes)]
+    if name in _MATMULS and len(operands) >= 2:
+        out_shape = _matmul_output(name, operands)
+        left = operands[1] if name in ("aten::addmm", "aten::baddbmm") and len(operands) >= 3 else operands[0]
+        return 2 * _numel(out_shape) * left[-1] if out_shape else 0
+    if name == _ATTENTION and len(operands) >= 3 and all(len(s) >= 2 for s in operands[:3]):
+        q, k, v = operands[:3]
+        flops = 2 * _numel(q[:-1]) * k[-2] * (q[-1] + v[-1])  # batch x heads x queries rows, keys columns
+        causal = len(concrete or []) > 5 and concrete[5] is True
+        return flops // 2 if causal else flops
+    return 0
 
 
 # The shortest a GPU kernel runs, launch to completion (an empty kernel measures 2-3 us on an H100): no

@@ -22,20 +22,26 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.1f}%"
 
 
+def _calls(row: dict[str, Any]) -> str:
+    """Calls in a step; where the steps differ, the range too (``calls`` is then the count most steps had)."""
+    spread = row.get("calls_range")
+    return f"{row['calls']} ({spread[0]}-{spread[1]})" if spread else str(row["calls"])
+
+
 def render_profile(console: Console, result: dict[str, Any], *, top: int, wide: bool = False) -> None:
     env = result["environment"]
     ceil = result["ceilings"]
     roof = "this CPU's measured copy bandwidth" if result["device"] == "cpu" else "the measured copy bandwidth"
     title = (f"profile {result['model']} {result['size']} {result['phase']} (batch {result['batch']}, seq "
              f"{result['seq']}, {result['dtype']}) on {env.get('device_name')}: {result['step_ms']:.3f} ms a step")
-    columns = ["#", "module class", "op", "calls", "ms", "share", "cum.", "shapes", "bytes", "GB/s", "TFLOP/s",
+    columns = ["#", "module class", "op", "calls a step", "ms", "share", "cum.", "shapes", "bytes", "GB/s", "TFLOP/s",
                f"% roofline ({ceil['copy_gbps']:.0f} GB/s)", "bound", "saved ms", "model ×"]
     rows = []
     for r in result["rows"][:top]:
         shapes = "; ".join(r["shapes"]) + (f" (+{r['more_shapes']})" if r["more_shapes"] else "")
         rows.append([escape(str(v)) for v in (
-            r["rank"], r["module_class"], r["op"], r["calls"], f"{r['time_ms']:.3f}", _pct(r["share"]),
-            _pct(r["cumulative_share"]), shapes, _bytes(r["bytes"]), f"{r['gbps']:.1f}",
+            r["rank"], r["module_class"], r["op"], _calls(r), f"{r['time_ms']:.3f}", _pct(r["share"]),
+            _pct(r["cumulative_share"]), shapes, "–" if r["bound"] == "unknown" else _bytes(r["bytes"]), f"{r['gbps']:.1f}",
             f"{r['tflops']:.3f}" if r["flops"] else "–", _pct(r["fraction_of_roofline"]), r["bound"], f"{r['savings_ms']:.3f}", f"{r['speedup_if_roofline']:.3f}")])
     render(console, title, columns, rows, key=3, wide=wide, right=tuple(columns[3:7]) + tuple(columns[8:12]) +
            tuple(columns[13:]))

@@ -127,8 +127,8 @@ def _profile(model, size, *, phase, batch, seq, dtype, device, layers, steps, ou
         fn()
     capture = _capture(net, fn)
     progress(f"profiling {steps} {phase} steps")
-    events, trace = _record(net, fn, steps, device)
-    _rank(result, events, capture, on_gpu)
+    prof = _record(net, fn, steps, device)
+    _rank(result, _trace_events(prof, out, result), capture, on_gpu)
     _notes(result, on_gpu)
     if kernels:
         result.notes.append(f"Kernelized with {', '.join(str(k) for k in kernels)}"
@@ -139,7 +139,7 @@ def _profile(model, size, *, phase, batch, seq, dtype, device, layers, steps, ou
         emitted = emit(result, capture, emit_tasks, top=top, only=only)
         result.tasks = {"written": [str(p) for p in emitted.written], "skipped": emitted.skipped}
     if out is not None:
-        write(result, out, trace)
+        write(result, out)
     return result, capture
 
 
@@ -188,7 +188,7 @@ def _capture(net, fn) -> Capture:
 
 
 def _record(net, fn, steps: int, device: str):
-    """Events of ``steps`` profiled steps, each inside a step range, modules and functions in their own."""
+    """The profiler, stopped, over ``steps`` steps, each inside a step range, modules and functions in their own."""
     import torch
     from torch.profiler import ProfilerActivity, profile, record_function
 
@@ -204,10 +204,28 @@ def _record(net, fn, steps: int, device: str):
                     fn()
                 if on_gpu:
                     torch.cuda.synchronize()
-    return prof.events(), prof
+    return prof
 
 
-def _rank(result: ProfileResult, events, capture: Capture, on_gpu: bool) -> None:
+def _trace_events(prof, out: Path | None, result: ProfileResult) -> list[dict]:
+    """The profiled events, read back from the Chrome trace (``attribute`` says why); kept as out/trace.json."""
+    import tempfile
+
+    from kernelwright.profile.attribute import load_trace
+
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        trace = out / "trace.json"
+        prof.export_chrome_trace(str(trace))
+        result.files["trace"] = str(trace)
+        return load_trace(trace)
+    with tempfile.TemporaryDirectory() as tmp:
+        trace = Path(tmp) / "trace.json"
+        prof.export_chrome_trace(str(trace))
+        return load_trace(trace)
+
+
+def _rank(result: ProfileResult, events: list[dict], capture: Capture, on_gpu: bool) -> None:
     from kernelwright.profile import table
     from kernelwright.profile.attribute import samples, step_time_us
 
@@ -228,13 +246,9 @@ def _notes(result: ProfileResult, on_gpu: bool) -> None:
     result.notes.append("Shares are of the whole step; what they leave is time in no op (Python, hooks, launch gaps).")
 
 
-def write(result: ProfileResult, out: Path, prof=None) -> None:
-    """profile.json, and trace.json (Chrome trace, open in chrome://tracing or Perfetto) beside it."""
+def write(result: ProfileResult, out: Path) -> None:
+    """profile.json (trace.json, the Chrome trace to open in chrome://tracing or Perfetto, is already beside it)."""
     out.mkdir(parents=True, exist_ok=True)
-    if prof is not None:
-        trace = out / "trace.json"
-        prof.export_chrome_trace(str(trace))
-        result.files["trace"] = str(trace)
     path = out / "profile.json"
     result.files["json"] = str(path)
     atomic_write(path, json.dumps(result.as_json(), indent=2, default=str) + "\n")

@@ -1,14 +1,18 @@
 """The ranked table: per (module class, op), calls, time and share, bytes and FLOPs, achieved rates against
-the measured roofline, the bound, and what the model would gain if that op ran at the roofline (Amdahl)."""
+the measured roofline, the bound, and what the model would gain if that op ran at the roofline (Amdahl).
+
+Calls are counted per whole step; where the steps disagree the row says so (``calls_range``) and ``calls``
+is the count most steps had. An op whose bytes are unknown (no tensor shapes recorded, a list of tensors)
+is bound by ``unknown`` and claims no saving: a roofline needs the bytes."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from typing import Any
 
-from kernelwright.bench.roofline import bound
+from kernelwright.bench.roofline import LAUNCH_BOUND_MS, bound
 from kernelwright.profile.attribute import OpSample
-from kernelwright.profile.costs import op_bytes
+from kernelwright.profile.costs import op_bytes, op_flops
 
 SHAPES_SHOWN = 3
 
@@ -31,42 +35,68 @@ def rows(samples: list[OpSample], *, steps: int, total_us: float, ceilings: dict
 def _row(cls: str, op: str, group: list[OpSample], steps: int, total_ms: float, ceilings: dict[str, Any]) -> dict:
     time_ms = sum(s.time_us for s in group) / 1e3 / steps
     nbytes = sum(op_bytes(s.op, s.shapes, s.dtypes, s.concrete) for s in group) // steps
-    flops = sum(s.flops for s in group) // steps
-    calls = len(group) / steps
-    roofline_ms, kind = ideal(nbytes, flops, calls, ceilings)
-    savings_ms = max(0.0, time_ms - roofline_ms)
+    flops = sum(op_flops(s.op, s.shapes, s.dtypes, s.concrete) for s in group) // steps
+    calls, calls_range = per_step_calls(group, steps)
+    kernel_us = _median_kernel_us(group)
+    roofline_ms, kind = ideal(nbytes, flops, len(group) / steps, ceilings, kernel_us=kernel_us)
+    savings_ms = max(0.0, time_ms - roofline_ms) if roofline_ms is not None else 0.0
     shapes = list(dict.fromkeys(_shape_text(s) for s in group))
     return {
         "module_class": cls, "op": op, "modules": sorted({s.owner_name for s in group})[:SHAPES_SHOWN],
-        "calls": _per_step(len(group), steps),
+        "calls": calls, **({"calls_range": calls_range} if calls_range else {}),
         "time_ms": time_ms, "share": time_ms / total_ms if total_ms else 0.0,
         "shapes": shapes[:SHAPES_SHOWN], "more_shapes": max(0, len(shapes) - SHAPES_SHOWN),
         "bytes": nbytes, "flops": flops,
         "gbps": nbytes / (time_ms * 1e-3) / 1e9 if time_ms else 0.0,
         "tflops": flops / (time_ms * 1e-3) / 1e12 if time_ms else 0.0,
-        "roofline_ms": roofline_ms, "fraction_of_roofline": roofline_ms / time_ms if time_ms else None,
-        "bound": kind, "savings_ms": savings_ms,
+        "roofline_ms": roofline_ms,
+        "fraction_of_roofline": roofline_ms / time_ms if time_ms and roofline_ms is not None else None,
+        "bound": kind, "savings_ms": savings_ms, "median_kernel_us": kernel_us,
         "speedup_if_roofline": total_ms / (total_ms - savings_ms) if total_ms > savings_ms else float("inf"),
         "kernels": sorted({k for s in group for k in s.kernels})[:SHAPES_SHOWN],
     }
 
 
-def ideal(nbytes: float, flops: float, calls: float, ceilings: dict[str, Any]) -> tuple[float, str]:
-    """(ms at the roofline, bound) for ``calls`` calls moving ``nbytes`` and doing ``flops`` in all. The bound is
-    judged per call (145 tiny norms are launch-bound however many bytes they move together), and no call
-    runs faster than the device's floor for one kernel (``min_call_ms``: a launch on a GPU, none on the CPU)."""
+def per_step_calls(group: list[OpSample], steps: int) -> tuple[int, list[int] | None]:
+    """(the count most steps had, [fewest, most] where the steps differ, else None): a count of whole
+    steps, never a mean."""
+    counts = [0] * steps
+    for sample in group:
+        if 0 <= sample.step < steps:
+            counts[sample.step] += 1
+    most = max(counts.count(c) for c in counts)
+    usual = max(c for c in counts if counts.count(c) == most)
+    return usual, (None if min(counts) == max(counts) else [min(counts), max(counts)])
+
+
+def _median_kernel_us(group: list[OpSample]) -> float | None:
+    """The median kernel's duration in us (None without kernels: the CPU)."""
+    durations = sorted(us for s in group for us in s.kernel_us)
+    return durations[len(durations) // 2] if durations else None
+
+
+def ideal(nbytes: float, flops: float, calls: float, ceilings: dict[str, Any],
+          kernel_us: float | None = None) -> tuple[float | None, str]:
+    """(ms at the roofline, bound) for ``calls`` calls moving ``nbytes`` and doing ``flops`` in all; (None,
+    ``unknown``) when neither is known. No call runs faster than the device's floor for one kernel
+    (``min_call_ms``: a launch on a GPU, none on the CPU). The bound is ``launch`` when the kernels are each
+    shorter than a few microseconds (``kernel_us``, their median), otherwise whichever ceiling an ideal
+    kernel meets first; on the CPU (no kernels) it is judged per call (145 tiny norms are launch-bound
+    however many bytes they move together)."""
+    if not nbytes and not flops:
+        return None, "unknown"
     gbps, tflops = ceilings.get("copy_gbps"), ceilings.get("tflops")
     calls = max(calls, 1e-9)
     memory_ms = nbytes / (gbps * 1e9) * 1e3 if gbps else 0.0
     compute_ms = flops / (tflops * 1e12) * 1e3 if tflops and flops else 0.0
     floor_ms = calls * ceilings.get("min_call_ms", 0.0)
-    kind = bound(int(nbytes / calls), int(flops / calls), gbps=gbps, tflops=tflops)
+    if kernel_us is None or not gbps:
+        kind = bound(int(nbytes / calls), int(flops / calls), gbps=gbps, tflops=tflops)
+    elif kernel_us < LAUNCH_BOUND_MS * 1e3:
+        kind = "launch"
+    else:
+        kind = "compute" if compute_ms > memory_ms else "memory"
     return max(memory_ms, compute_ms, floor_ms), kind
-
-
-def _per_step(count: int, steps: int) -> float | int:
-    value = count / steps
-    return int(value) if value.is_integer() else round(value, 2)
 
 
 def _shape_text(sample: OpSample) -> str:
@@ -111,14 +141,16 @@ def targets(op_rows: list[dict[str, Any]], capture, ceilings: dict[str, Any], to
         nbytes = capture.bytes[owner] if leaf else sum(r["bytes"] for r in group)
         flops = sum(r["flops"] for r in group)
         calls = capture.calls.get(owner) or max(r["calls"] for r in group)
-        roofline_ms, kind = ideal(nbytes, flops, calls, ceilings)
-        savings_ms = max(0.0, time_ms - roofline_ms)
+        medians = [r["median_kernel_us"] for r in group if r.get("median_kernel_us") is not None]
+        # a fused kernel is launch-bound only if every op it replaces already was
+        roofline_ms, kind = ideal(nbytes, flops, calls, ceilings, kernel_us=max(medians) if medians else None)
+        savings_ms = max(0.0, time_ms - roofline_ms) if roofline_ms is not None else 0.0
         out.append({
             "module_class": owner, "leaf": leaf, "calls": calls,
             "modules": capture.names.get(owner) or group[0]["modules"], "time_ms": time_ms,
             "share": sum(r["share"] for r in group), "bytes": nbytes, "flops": flops,
             "gbps": nbytes / (time_ms * 1e-3) / 1e9 if time_ms else 0.0, "roofline_ms": roofline_ms,
-            "fraction_of_roofline": roofline_ms / time_ms if time_ms else None,
+            "fraction_of_roofline": roofline_ms / time_ms if time_ms and roofline_ms is not None else None,
             "bound": kind, "savings_ms": savings_ms,
             "speedup_if_roofline": total_ms / (total_ms - savings_ms) if total_ms > savings_ms else float("inf"),
             "ops": [r["op"] for r in sorted(group, key=lambda r: -r["time_ms"])],
