@@ -492,6 +492,12 @@ def autopilot(
     layers: Optional[int] = typer.Option(None, help="override the number of decoder layers"),
     dtype: Optional[str] = typer.Option(None, help="bfloat16 (GPU default), float16 or float32 (CPU default)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.autopilot/1)"),
+    executor: str = typer.Option("local", help="where the targets' optimize runs go: local (slots on this host) or "
+                                               "ray[:ADDRESS] (pip install 'kernelwright\\[ray]')"),
+    gpus: Optional[str] = typer.Option(None, help="local executor: the GPUs to use, e.g. 0,1 (default every visible "
+                                                  "GPU); targets run side by side, one pinned GPU each"),
+    workers: Optional[int] = typer.Option(None, help="local executor: targets at once (default one per GPU, 1 on "
+                                                     "the CPU)"),
 ) -> None:
     """Profile a model, turn its top memory-bound modules into tasks, optimize them, package the kernels that beat
     their fastest baseline, kernelize the model with all of them and compare the end-to-end speedup with Amdahl's
@@ -501,7 +507,8 @@ def autopilot(
     try:
         result = run_autopilot(model, size, top=top, agent=agent, minutes=max_minutes, device=device, out=out,
                                phase=phase, seq=seq, layers=layers, dtype=dtype,
-                               only=set(only.split(",")) if only else None,
+                               only=set(only.split(",")) if only else None, executor=executor, gpus=gpus,
+                               workers=workers,
                                progress=lambda line: errors.print(line, style="dim", markup=False, highlight=False))
     except KernelwrightError as exc:
         _fail_usage(exc)

@@ -56,3 +56,32 @@ def test_the_small_qwen3_runs_end_to_end_on_the_cpu_and_resumes(tmp_path):
     assert "correctness only" in (out / "autopilot.md").read_text()
     again = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and "reusing" in again.stderr and "optimize qwen3_rms_norm" not in again.stderr
+
+
+def test_targets_are_optimized_as_executor_units_and_a_failed_one_is_redone_alone(tmp_path, monkeypatch):
+    from kernelwright.profile import autopilot as module
+
+    tasks = [tmp_path / "tasks" / "a_norm.py", tmp_path / "tasks" / "b_act.py"]
+    calls = []
+
+    def fake_optimize(out, *, task, agent, minutes, device):
+        calls.append((task.rsplit("/", 1)[1], minutes, device))
+        if task.endswith("b_act.py") and len(calls) == 2:
+            raise RuntimeError("the worker's GPU fell off the bus")
+        return {"optimize": {"accepted": True, "run": out, "status": "faster", "sentence": "faster"}}
+
+    monkeypatch.setattr(module, "optimize_target", fake_optimize)
+    state = {t.stem: {"task": str(t)} for t in tasks}
+    notes = module._optimize_all(state, tasks, agent="offline", minutes=4.0, device="cpu", out=tmp_path,
+                                 executor="local", gpus=None, workers=None, say=print)
+    # one CPU slot: the two targets share the whole budget, one after the other
+    assert calls == [("a_norm.py", 2.0, "cpu"), ("b_act.py", 2.0, "cpu")]
+    assert state["a_norm"]["optimize"]["status"] == "faster" and "optimize" not in state["b_act"]
+    assert len(notes) == 1 and "b_act did not finish (error failure: RuntimeError: the worker's GPU fell off" in notes[0]
+    module._package(state["b_act"], tasks[1], device="cpu", out=tmp_path, say=print)
+    assert "decision" not in state["b_act"]  # no verdict on a target whose run did not finish
+
+    fresh = {t.stem: {"task": str(t)} for t in tasks}  # a resumed autopilot: only b_act runs again
+    assert module._optimize_all(fresh, tasks, agent="offline", minutes=4.0, device="cpu", out=tmp_path,
+                                executor="local", gpus=None, workers=None, say=print) == []
+    assert calls[2:] == [("b_act.py", 2.0, "cpu")] and fresh["a_norm"]["optimize"]["status"] == "faster"

@@ -45,9 +45,12 @@ class AutopilotResult:
 def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent: str = "offline",
               minutes: float | None = None, device: str = "auto", out: Path = Path("runs/autopilot"),
               phase: str = "prefill", seq: int | None = None, layers: int | None = None, dtype: str | None = None,
-              only: set[str] | None = None, progress=None) -> AutopilotResult:
+              only: set[str] | None = None, executor: str = "local", gpus: str | None = None,
+              workers: int | None = None, progress=None) -> AutopilotResult:
     """Run every stage into ``out`` (the same ``out`` resumes). ``minutes``: the whole optimize budget, split
-    evenly over the targets (default: optimize's own per target). ``only``: the module classes to target."""
+    evenly over the targets, which run side by side on the executor's slots (one per GPU by default: with
+    two slots and four targets each gets half the budget; default: optimize's own per target). ``only``: the
+    module classes to target."""
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}.")
     if minutes is not None and minutes <= 0:
@@ -72,11 +75,13 @@ def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent:
         if not tasks:
             result.notes.append("The profile found no memory- or launch-bound module that could be written as a task; "
                                 "nothing to optimize.")
-        per_task = minutes / len(tasks) if minutes and tasks else None
         for task in tasks:
-            entry = state.setdefault(task.stem, {"task": str(task)})
-            _optimize(entry, task, agent=agent, minutes=per_task, device=device, out=out, say=say)
-            _package(entry, task, device=device, out=out, say=say)
+            state.setdefault(task.stem, {"task": str(task)})
+        unfinished = _optimize_all(state, tasks, agent=agent, minutes=minutes, device=device, out=out,
+                                   executor=executor, gpus=gpus, workers=workers, say=say)
+        result.notes += unfinished
+        for task in tasks:
+            _package(state[task.stem], task, device=device, out=out, say=say)
             _save_state(out, state)
         result.targets = [_with_share(state[t.stem], profile) for t in tasks]
         shipped = [Path(t["package"]) for t in result.targets if t.get("decision") == "shipped"]
@@ -127,23 +132,53 @@ def _save_state(out: Path, state: dict[str, Any]) -> None:
     atomic_write(out / "state.json", json.dumps(state, indent=2, default=str) + "\n")
 
 
-def _optimize(entry: dict, task: Path, *, agent, minutes, device, out, say) -> None:
+def _optimize_all(state: dict, tasks: list[Path], *, agent, minutes, device, out, executor, gpus, workers,
+                  say) -> list[str]:
+    """Optimize every target not yet optimized, side by side on the executor (each target one unit, stored
+    in ``out/units`` as it finishes); a note for each unit that did not finish (a dead worker: no verdict,
+    redone by the next run of the same ``out``)."""
+    from kernelwright.executor import UnitStore, Work, execute, make_executor
+
+    pending = [t for t in tasks if "optimize" not in state[t.stem]]
+    store = UnitStore(out / "units")
+    finished = {}
+    if pending:
+        pool = make_executor(executor, device=device, gpus=gpus, workers=workers)
+        side_by_side = min(pool.capacity(), len(tasks))
+        per_task = minutes * side_by_side / len(tasks) if minutes else None
+        works = [Work(t.stem, "kernelwright.profile.autopilot:optimize_target",
+                      {"task": str(t), "agent": agent, "minutes": per_task, "device": pool.unit_device(device)},
+                      out / "runs" / t.stem, files=("task",), log=out / "logs" / f"{t.stem}.log") for t in pending]
+        say(f"optimize {len(pending)} target(s) with {agent} on {pool.describe()}")
+        try:
+            finished = execute(pool, works, store, report=say)
+        finally:
+            pool.close()
+    notes = []
+    for task in pending:
+        if store.has(task.stem):
+            state[task.stem].update(store.load(task.stem))
+        else:
+            done = finished.get(task.stem)
+            why = f"{done.failure} failure: {done.message}" if done is not None else "never run"
+            notes.append(f"optimize of {task.stem} did not finish ({why}); run the same command again to redo it.")
+    return notes
+
+
+def optimize_target(out: str, *, task: str, agent: str, minutes: float | None, device: str) -> dict[str, Any]:
+    """One target's optimize run into ``out`` (an executor unit, in whatever process runs it): the state
+    entry's fields it decides."""
     from kernelwright.run import OptimizeLimit, optimize
 
-    if "optimize" in entry:
-        return
-    say(f"optimize {task.stem} with {agent}")
     try:
-        run = optimize(task, agent=agent, out=out / "runs" / task.stem, device=device, minutes=minutes,
-                       report=lambda msg: say(f"  {msg}"))
+        run = optimize(Path(task), agent=agent, out=Path(out), device=device, minutes=minutes)
     except OptimizeLimit as exc:
-        entry.update(optimize={"accepted": False, "message": str(exc)}, decision="left out",
-                     why=f"not covered by {agent}: {exc}")
-        return
+        return {"optimize": {"accepted": False, "message": str(exc)}, "decision": "left out",
+                "why": f"not covered by {agent}: {exc}"}
     verdict = run.verdict or {}
-    entry["optimize"] = {"accepted": run.accepted, "run": str(run.out), "status": verdict.get("status"),
+    return {"optimize": {"accepted": run.accepted, "run": str(run.out), "status": verdict.get("status"),
                          "sentence": verdict.get("sentence"), "ratio_vs_fastest": verdict.get("ratio_geomean"),
-                         "speedup_vs_eager": _eager_speedup(run.final_rows)}
+                         "speedup_vs_eager": _eager_speedup(run.final_rows)}}
 
 
 def _eager_speedup(rows: list[dict[str, Any]]) -> float | None:
@@ -156,7 +191,7 @@ def _eager_speedup(rows: list[dict[str, Any]]) -> float | None:
 def _package(entry: dict, task: Path, *, device, out, say) -> None:
     from kernelwright.package import package
 
-    if "decision" in entry:
+    if "decision" in entry or "optimize" not in entry:  # decided, or its optimize did not finish
         return
     run = entry["optimize"]
     if not run["accepted"]:
