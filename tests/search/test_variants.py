@@ -112,3 +112,13 @@ def test_optimize_plans_each_bucket_with_its_schedule_and_best_py_dispatches_to_
     assert "split=16" in source and 'if config.get("split"):' in source
     short = prepare(load_task(TASKS / "log_softmax_rows.py"), "cpu")
     assert [b["schedule"] for b in short.buckets] == ["rows"] and "probe-split" not in str(short.probes)
+
+
+def test_variants_rank_the_prior_first_and_cover_wide_rows():
+    narrow = variants.ranked("rows", 8192, 128)
+    assert narrow[0]["one_pass"] and narrow[0]["rows"] > 1           # several rows per program
+    wide = variants.ranked("rows", 4096, 151936)
+    assert all(not c["one_pass"] for c in wide)                      # past MAX_TILE: looped only
+    tall = variants.ranked("rows", 32768, 4096)
+    assert any(c["programs_per_sm"] for c in tall)                    # persistent grid tried
+    assert len({str(c) for c in tall}) == len(tall)

@@ -116,7 +116,7 @@ def split_configs(n_cols: int, inner: int = 1) -> list[dict]:
     loops over its share of the row ``block`` columns at a time (with ``inner`` > 1: the column tile, split
     over the reduced dim). Priors by reasoning, not measured: 16 programs per SM with 4096-wide chunks, so
     40_LayerNorm's 16 x 4M rows become 16 x 256 parts of 16K columns (64 KiB in fp32): small enough that a
-    variance's second sweep over its part (see ``codegen._variance_pairs``) finds it in L2 while the
+    variance's second sweep over its part (see ``codegen.reductions.variance_pairs``) finds it in L2 while the
     programs in flight hold some tens of MiB."""
     if inner >= COLUMN_INNER:
         return [{**cfg, "split": k} for cfg in column_configs(n_cols, inner)[:3] for k in (4, 8)]
