@@ -28,7 +28,9 @@ take no installed skill), and ``cmd:TEMPLATE`` (``evals/external.py``), run once
                                 baseline's median time over the kernel's (> 1: faster); null if not timed
                  roofline_pct   mean over shapes of the kernel's fraction of its bound ceiling, in %
                  tokens_in, tokens_out, tokens, dollars, llm_calls, repairs, tool_calls, wall_s
-                                null: unknown (an external agent that printed no JSON usage)
+                                null: unknown (an external agent that printed no JSON usage; dollars of
+                                a model the price table lacks). An LLM agent's come from its run store
+                                (the usage its server reported); repairs are its debugger calls
                  note           the verdict or the rejection, in one sentence
     aggregates[] per (agent, skill): units, tasks, correct, correct_rate, timings_meaningful,
                  fast_p_eager / fast_p_compile  {"0.0", "1.0", "1.2", "1.5", "2.0"}: share of ALL units
@@ -37,8 +39,9 @@ take no installed skill), and ``cmd:TEMPLATE`` (``evals/external.py``), run once
                  geomean_speedup_*, median_speedup_*  over correct, timed units
                  mean_roofline_pct, totals {tokens_in, ..., wall_s} (null when any unit's is unknown)
     lifts[]      per agent and skill with a no-skill counterpart: agent, skill, without ("none"), tasks, runs,
-                 correct_rate / fast_1_eager {n, min, median, max}: with minus without on the same tasks,
-                 one sample per run index (fast_1_eager null when untimed)
+                 correct_rate / fast_1_eager {n, min, median, max, mean, ci95}: with minus without on the
+                 same tasks, one sample per run index; ci95 [low, high]: a seeded bootstrap 95 % interval of
+                 the mean over runs, null below two runs (fast_1_eager null when untimed)
 """
 
 from kernelwright.evals.metrics import aggregate, aggregates, fast_p, geomean

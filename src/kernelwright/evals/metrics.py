@@ -8,6 +8,7 @@ unit of a group has meaningful timings (a CPU run), ``fast_p`` and the speedup s
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from typing import Any, Callable, Iterable
 
@@ -87,17 +88,31 @@ def _fast_1_eager(unit: dict[str, Any]) -> bool:
     return bool(unit.get("correct")) and (unit.get("speedup_eager") or 0.0) > 1.0
 
 
+def bootstrap_interval(samples: list[float], *, level: float = 0.95, resamples: int = 2000,
+                       seed: int = 0) -> list[float] | None:
+    """A percentile bootstrap interval of the samples' mean, seeded so that a rerun reports the same
+    interval. None with fewer than two samples: one run says nothing about how much runs vary."""
+    if len(samples) < 2:
+        return None
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(samples, k=len(samples))) / len(samples) for _ in range(resamples))
+    tail = (1.0 - level) / 2
+    return [means[int(tail * resamples)], means[min(resamples - 1, int((1.0 - tail) * resamples))]]
+
+
 def _spread(samples: list[float]) -> dict[str, Any]:
     if not samples:
-        return {"n": 0, "min": None, "median": None, "max": None}
-    return {"n": len(samples), "min": min(samples), "median": statistics.median(samples), "max": max(samples)}
+        return {"n": 0, "min": None, "median": None, "max": None, "mean": None, "ci95": None}
+    return {"n": len(samples), "min": min(samples), "median": statistics.median(samples), "max": max(samples),
+            "mean": sum(samples) / len(samples), "ci95": bootstrap_interval(samples)}
 
 
 def skill_lifts(units: list[dict[str, Any]], *, without: str = "none") -> list[dict[str, Any]]:
     """Per agent and skill, the skill's lift: its rate minus the same agent's rate without a skill.
 
     Only tasks both sides ran count. One sample per run index (run r with the skill against run r without),
-    so the spread is over repeats: ``n`` samples, their min, median and max. ``fast_1_eager`` is None when
+    so the spread is over repeats: ``n`` samples, their min, median, max and mean, and ``ci95``: a seeded
+    bootstrap 95 % interval of the mean over runs (None below two runs). ``fast_1_eager`` is None when
     neither side was timed (a CPU eval).
     """
     by_key: dict[tuple[str, str, str, int], dict[str, Any]] = {}

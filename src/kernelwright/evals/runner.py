@@ -22,6 +22,7 @@ from kernelwright.tasks.task import load_task
 
 from kernelwright.evals.external import run_cmd_agent
 from kernelwright.executor import make_executor
+from kernelwright.executor.claims import UnitStore
 from kernelwright.executor.eval_units import run_units
 from kernelwright.evals.metrics import aggregates, bench_speedups, roofline_pct, skill_lifts
 from kernelwright.evals.suites import Case, suite_cases
@@ -54,6 +55,17 @@ def check_skills(names: list[str]) -> list[str]:
     if unknown:
         raise UsageError(f"no bundled skill named {', '.join(unknown)}: choose from {', '.join(known)} or none.")
     return chosen
+
+
+def check_providers(agents: list[str]) -> None:
+    """Build each LLM agent's provider once, before any unit: a missing key or extra, an endpoint that is down
+    or an unknown model is the user's to fix, not a verdict to store against every one of that agent's units."""
+    from kernelwright.agents.llm import AgentSpec, make_provider
+
+    for agent in dict.fromkeys(agents):
+        if agent.startswith("cmd:") or agent == "offline":
+            continue
+        make_provider(AgentSpec.parse(agent))
 
 
 def slug(agent: str) -> str:
@@ -108,8 +120,9 @@ def run_optimize_unit(unit: dict[str, Any], out: Path, *, device: str, minutes: 
         found.update(tokens_in=0, tokens_out=0, tokens=0, dollars=0.0, llm_calls=0, repairs=0, tool_calls=0)
     else:
         totals = result.session.get("totals") or {}
+        # the team's models are sent plain completions with no tools, so their tool calls are zero, not unknown
         found.update(llm_counts(Path(result.out)), tokens=totals.get("tokens"), llm_calls=totals.get("calls"),
-                     dollars=None if totals.get("calls_without_price") else totals.get("dollars"), tool_calls=None)
+                     dollars=None if totals.get("calls_without_price") else totals.get("dollars"), tool_calls=0)
     found["wall_s"] = time.monotonic() - started
     return found
 
@@ -158,11 +171,12 @@ def run_eval(suite: str, agents: list[str], *, skills: list[str] | None = None, 
     for case in cases:
         load_task(case.path)  # a broken task file is a usage error before any unit runs
     device = resolve_device(device)
+    out = Path(out)
+    plan = unit_plan(agents, chosen, cases, runs)
+    stored = UnitStore(out / "units")
+    check_providers([u["agent"] for u in plan if not stored.has(u["key"])])  # a finished eval reruns offline
     # units run concurrently on the executor's slots, each claimed and stored once (executor/eval_units.py)
     pool = make_executor(executor, device=device, gpus=gpus, workers=workers)
-    out = Path(out)
-    (out / "units").mkdir(parents=True, exist_ok=True)
-    plan = unit_plan(agents, chosen, cases, runs)
     units = run_units(plan, out, pool, device=device, minutes=minutes, max_dollars=max_dollars, report=report)
     return write_results(out, suite, agents, chosen, runs, max_dollars, device, cases, units)
 
