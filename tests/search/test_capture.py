@@ -115,3 +115,88 @@ def test_cross_entropy_picks_the_target_logit_in_the_first_pass():
     kernel = source[source.index("def _rows_kernel_0"):source.index("def _rows_kernel_1")]
     online = kernel[kernel.index("if ONLINE:"):kernel.index("else:", kernel.index("if ONLINE:"))]
     assert online.count("for start in range(") == 1                 # one read of the logits per row
+
+
+# Synthetic tasks whose Model accepts only some shapes (issue 11): capture shrinks them keeping what the
+# Model needs, and says so.
+DIVISIBLE = """import torch
+batch_size = 64
+features = 48
+groups = 4
+class Model(torch.nn.Module):
+    def __init__(self, features, groups):
+        super().__init__()
+        if features % groups:
+            raise ValueError("features must be a multiple of groups\\nsecond line of the error")
+    def forward(self, x):
+        return torch.relu(x) * 2
+def get_inputs():
+    return [torch.rand(batch_size, features)]
+def get_init_inputs():
+    return [features, groups]
+"""
+HINGE = """import torch
+batch_size = 8192
+input_shape = (8192,)
+class Model(torch.nn.Module):
+    def forward(self, predictions, targets):
+        return torch.mean(torch.clamp(1 - predictions * targets, min=0))
+def get_inputs():
+    return [torch.rand(batch_size, *input_shape), torch.rand(batch_size)]
+def get_init_inputs():
+    return []
+"""
+
+
+def _write(tmp_path, name, source):
+    path = tmp_path / f"{name}.py"
+    path.write_text(source)
+    return load_task(path)
+
+
+def test_a_model_that_needs_a_multiple_is_captured_at_one_and_the_plan_says_which(tmp_path):
+    from kernelwright.search.capture import capture_shape, describe
+
+    task = _write(tmp_path, "divisible", DIVISIBLE)
+    program = capture(task)
+    assert program.kind == "pointwise"
+    assert capture_shape(task, (11, 13))["features"] % 4 == 0
+    assert "`features` a multiple of `groups` (4)" in describe(program)["notes"][0]
+
+
+def test_a_batch_the_model_never_lets_change_stays_fixed_and_is_traced_on_meta(tmp_path):
+    from kernelwright.search.capture import CAPTURE_SIZES, trace
+
+    task = _write(tmp_path, "hinge", HINGE)
+    graph = trace(task, CAPTURE_SIZES[0])[0]
+    assert {n.meta["val"].device.type for n in graph.graph.nodes if n.op == "placeholder"} == {"meta"}
+    # predictions * targets broadcasts targets along the row, but a (8192,) tensor over (8192, 8192) could be
+    # either dim: refused, not guessed
+    with pytest.raises(Unsupported) as info:
+        capture(task)
+    assert info.value.op == "dimensions of one size"
+    assert "`batch_size` at 8192" in info.value.why
+
+
+def test_a_model_no_relation_helps_is_refused_in_one_sentence(tmp_path):
+    # only the task's own element count is accepted: no single knob or pair of knobs kept makes it hold
+    own_count_only = """import torch
+batch_size = 64
+features = 48
+dim = 40
+class Model(torch.nn.Module):
+    def forward(self, x):
+        if x.numel() != 64 * 48 * 40:
+            raise ValueError("only the task's own element count\\nsecond line of the error")
+        return torch.relu(x)
+def get_inputs():
+    return [torch.rand(batch_size, features, dim)]
+def get_init_inputs():
+    return []
+"""
+    with pytest.raises(Unsupported) as info:
+        capture(_write(tmp_path, "own_count_only", own_count_only))
+    assert info.value.op == "shrunk shapes"
+    assert "ValueError: only the task's own element count)" in info.value.why
+    assert "second line" not in info.value.why and "\n" not in str(info.value)
+    assert ";" not in info.value.why  # one sentence: the refusal's own text adds what to do next

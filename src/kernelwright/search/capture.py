@@ -24,10 +24,14 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from kernelwright.tasks.knobs import PROBE_SIZES, element_counter, first_line, probe_shape, relations
 from kernelwright.tasks.task import Task, instantiate
 
-# Capture shapes: distinct sizes, so each dimension of each tensor maps back to one iteration dimension.
-CAPTURE_SIZES = ((11, 13, 17, 19, 23, 29, 31), (37, 41, 43, 47, 53, 59, 61))
+# Capture shapes: distinct sizes, so each dimension of each tensor maps back to one iteration dimension
+# (the shrunk probe shapes, on which the knobs' inferred relations were checked).
+CAPTURE_SIZES = PROBE_SIZES
+# Above this many elements in the largest input, a capture shape is traced on the meta device.
+REAL_TRACE_ELEMENTS = 2**24
 
 POINTWISE_UNARY = {"neg", "exp", "exp2", "log", "log2", "log1p", "expm1", "sqrt", "rsqrt", "abs", "sigmoid", "tanh",
                    "erf", "relu", "silu", "gelu", "reciprocal", "sin", "cos", "sign", "floor", "ceil", "logical_not",
@@ -115,6 +119,8 @@ class Program:
     scalar_params: list[str] = field(default_factory=list)
     # constructor argument -> the ModelNew attribute that holds it (``init_source`` sets it)
     init_attrs: dict[str, str] = field(default_factory=dict)
+    # what shrunk shapes keep because the task's Model needs it (``knobs.relations``), for the run's notes
+    shape_relations: str = ""
 
     @property
     def node_by_name(self) -> dict[str, Node]:
@@ -130,13 +136,10 @@ class Program:
 
 
 def capture_shape(task: Task, sizes: tuple[int, ...]) -> dict[str, int]:
-    knobs = {}
-    for (name, _), size in zip(task.knobs.items(), sizes):
-        step = task.knob_multiple_of.get(name, 1)
-        knobs[name] = size * step
+    """The knobs at one capture row, keeping what the task's Model needs (a multiple, a tie, a fixed knob)."""
     if len(task.knobs) > len(sizes):
         raise Unsupported("shape knobs", f"more than {len(sizes)} shape knobs")
-    return knobs
+    return probe_shape(task, sizes)
 
 
 def _decompositions():
@@ -160,20 +163,34 @@ def _decompositions():
 
 def trace(task: Task, sizes: tuple[int, ...], init_override: dict[int, Any] | None = None):
     """make_fx graph of Model.forward at one shape, with params/buffers as leading inputs;
-    ``init_override``: constructor arguments (by position) replaced."""
+    ``init_override``: constructor arguments (by position) replaced. A shape a fixed knob keeps large is
+    traced on the meta device (the graph is the same; HingeLoss's 32768 x 32768 took 13 GB and 80 s for
+    real), and for real where the Model cannot run there."""
+    knobs = capture_shape(task, sizes)
+    if element_counter(task)(knobs) > REAL_TRACE_ELEMENTS:
+        try:
+            return _trace(task, knobs, init_override, meta=True)
+        except Exception:  # noqa: BLE001 -- data-dependent code (.item(), numpy) needs real tensors
+            pass
+    return _trace(task, knobs, init_override, meta=False)
+
+
+def _trace(task: Task, knobs: dict[str, int], init_override: dict[int, Any] | None, *, meta: bool):
+    import contextlib
+
     import torch
     from torch.fx.experimental.proxy_tensor import make_fx
     from torch.func import functional_call
 
     module = task.load()
-    knobs = capture_shape(task, sizes)
-    inputs, init_inputs = instantiate(module, knobs)
-    init_inputs = list(init_inputs)
-    for i, value in (init_override or {}).items():
-        init_inputs[i] = value
-    low = next((d for d in task.dtypes if d != torch.float32), torch.float32)
-    torch.manual_seed(0)
-    model = module.Model(*init_inputs).to(low).eval()
+    with torch.device("meta") if meta else contextlib.nullcontext():
+        inputs, init_inputs = instantiate(module, knobs)
+        init_inputs = list(init_inputs)
+        for i, value in (init_override or {}).items():
+            init_inputs[i] = value
+        low = next((d for d in task.dtypes if d != torch.float32), torch.float32)
+        torch.manual_seed(0)
+        model = module.Model(*init_inputs).to(low).eval()
     inputs = [x.to(low) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in inputs]
     state = {**dict(model.named_parameters()), **dict(model.named_buffers())}
     tensor_positions = [i for i, x in enumerate(inputs) if isinstance(x, torch.Tensor)]
@@ -204,12 +221,27 @@ def capture(task: Task) -> Program:
     """Trace the task's Model and lower it to the IR; raises :class:`Unsupported` naming the op."""
     graph = _trace_or_refuse(task, CAPTURE_SIZES[0])
     try:
-        return _capture(task, *graph)
+        _distinct_sizes(task, graph[0])
+        program = _capture(task, *graph)
     except Unsupported as exc:
         family = _outside_family(graph[0])
         if family and not exc.outside:
             raise Unsupported(exc.op, exc.why, outside=family) from None
         raise
+    program.shape_relations = relations(task).note(task)
+    return program
+
+
+def _distinct_sizes(task: Task, graph) -> None:
+    """Dimensions are told apart by their sizes; knobs held equal or fixed by an inferred relation can
+    leave two dimensions of one size, and then which one a smaller input spans is a guess."""
+    rel = relations(task)
+    space = [s for s in _iteration_space(graph) if s > 1]
+    if rel and len(set(space)) < len(space):
+        kept = ", ".join(rel.sentences(task))
+        raise Unsupported("dimensions of one size", f"shrunk shapes keep {kept}, which leaves dimensions of one "
+                                                    f"size in {tuple(_iteration_space(graph))} that cannot be "
+                                                    "told apart")
 
 
 def _outside_family(graph) -> str:
@@ -323,12 +355,9 @@ def _trace_or_refuse(task: Task, sizes: tuple[int, ...]):
     except Unsupported:
         raise
     except Exception as exc:  # noqa: BLE001 - the task's own code failed: say so, in one sentence
-        knobs = capture_shape(task, sizes)
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-        raise Unsupported("shrunk shapes", f"the task's Model fails at knobs {knobs} ({type(exc).__name__}: "
-                                           f"{first}), so it cannot be verified at any shape but its own; a "
-                                           "KNOB_MULTIPLE_OF or FIXED entry in the task file can say which "
-                                           "shapes are legal") from None
+        raise Unsupported("shrunk shapes", f"the task's Model fails at knobs {capture_shape(task, sizes)} "
+                                           f"({first_line(exc)}) and no tie, multiple or fixed knob inferred "
+                                           "from the task avoids it") from None
 
 
 def _iteration_space(graph) -> tuple[int, ...]:
@@ -886,5 +915,6 @@ def describe(program: Program) -> dict[str, Any]:
             "nodes": len(program.nodes), "reductions": sum(n.op in REDUCTIONS for n in program.nodes),
             "reduce_dims": list(program.reduce_dims),
             "stages": [{"reduce_dims": list(st.reduce_dims), "rank": st.rank, "nodes": len(st.nodes)}
-                       for st in program.stages]}
+                       for st in program.stages],
+            **({"notes": [program.shape_relations]} if program.shape_relations else {})}
 
