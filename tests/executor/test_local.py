@@ -90,6 +90,7 @@ def test_a_dead_worker_is_an_infrastructure_failure_not_stored_while_the_other_u
     assert finished["raises"].failure == ERROR and "kernelwright bug" in finished["raises"].message
     assert finished["fine"].ok and store.load("fine")["value"] == 7
     assert store.load("fine")["pin"] in ("3", "5")  # the worker process saw only its slot's GPU
+    assert store.load("fine")["ran_on"] == f"gpu{store.load('fine')['pin']}"  # and the result says which
     assert not store.has("dies") and not store.has("raises")  # a rerun redoes exactly these
     assert (tmp_path / "runs" / "fine" / "echo.txt").read_text() == "7"
     assert any("infrastructure failure" in line for line in lines) and lines[-1].startswith("[3/3]")

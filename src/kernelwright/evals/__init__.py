@@ -32,6 +32,7 @@ take no installed skill), and ``cmd:TEMPLATE`` (``evals/external.py``), run once
                                 a model the price table lacks). An LLM agent's come from its run store
                                 (the usage its server reported); repairs are its debugger calls
                  note           the verdict or the rejection, in one sentence
+                 ran_on         the executor slot (``cpu0``, ``gpu1``, ``gpu0.1``) or Ray node it ran on
     aggregates[] per (agent, skill): units, tasks, correct, correct_rate, timings_meaningful,
                  fast_p_eager / fast_p_compile  {"0.0", "1.0", "1.2", "1.5", "2.0"}: share of ALL units
                                 correct and faster than the baseline by strictly more than p (KernelBench's

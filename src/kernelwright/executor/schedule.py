@@ -80,8 +80,8 @@ def _claim(work: Work, store: UnitStore, board: Board, gate: Gate, elsewhere: li
 def _settle(work: Work, done: Finished, claim: Claim, store: UnitStore, board: Board,
             finished: dict[str, Finished]) -> None:
     try:
-        if done.ok:
-            store.save(work.key, done.result)
+        if done.ok:  # where it ran (a slot, "gpu1", or a Ray node) stays with the result
+            store.save(work.key, {**done.result, "ran_on": done.where})
     finally:
         claim.release()
     finished[work.key] = done
