@@ -99,6 +99,9 @@ def test_the_leaderboard_and_lift_show_the_numbers_of_results_json(tmp_path):
     assert (expected["correct_rate"]["min"], expected["correct_rate"]["max"]) == (0.0, 0.5)
     assert float(lift["verified lift (median)"][1]) == expected["correct_rate"]["median"] == 0.25
     assert lift["verified lift (median)"][0] == "+25.0 pts" and "over 2 runs" in lift["spread"][0]
+    assert float(lift["mean"][1]) == expected["correct_rate"]["mean"] == 0.25
+    low, high = expected["correct_rate"]["ci95"]
+    assert low <= 0.25 <= high and lift["95% interval of the mean"][0] == f"{low * 100:+.1f} pts to {high * 100:+.1f} pts"
     grid = {r["task"][0]: r for r in page.rows("grid")}
     assert grid["gelu"]["cmd:agent / triton-kernels"][0] == "2/2 verified · 2.50x"
     assert len(page.rows("units")) == 10

@@ -227,19 +227,27 @@ def lift_section(results: dict[str, Any]) -> str:
     if not lifts:
         return ('<h2>Skill lift</h2><p class="note" id="no-lift">No agent ran both with a skill and without one '
                 "(--skill NAME --skill none): no lift to show.</p>")
-    headers = ("agent", "skill", "tasks", "samples", "verified lift (median)", "min", "max", "fast_1 eager lift",
-               "spread")
+    headers = ("agent", "skill", "tasks", "samples", "verified lift (median)", "min", "max", "mean",
+               "95% interval of the mean", "fast_1 eager lift", "spread")
     rows = []
     for lift in lifts:
         rate = lift["correct_rate"]
         fast = lift.get("fast_1_eager")
         rows.append("".join([text(lift["agent"]), text(lift["skill"]), num(lift["tasks"], "int"),
                              num(rate["n"], "int"), num(rate["median"], "signed_pct"), num(rate["min"], "signed_pct"),
-                             num(rate["max"], "signed_pct"), num(fast["median"] if fast else None, "signed_pct"),
-                             text(spread_words(rate["n"]))]))
+                             num(rate["max"], "signed_pct"), num(rate.get("mean"), "signed_pct"),
+                             text(interval_words(rate.get("ci95"))),
+                             num(fast["median"] if fast else None, "signed_pct"), text(spread_words(rate["n"]))]))
     return ("<h2>Skill lift</h2>" + table("lift", headers, rows)
             + '<p class="note">Lift: the rate with the skill minus the same agent\'s rate without one, on the tasks '
               "both ran; one sample per run index, so the spread is over repeated runs (--runs).</p>")
+
+
+def interval_words(ci95: list[float] | None) -> str:
+    if not ci95:
+        return "– (one sample)"
+    low, high = ci95
+    return f"{fmt(low, 'signed_pct')} to {fmt(high, 'signed_pct')}"
 
 
 def spread_words(n: int) -> str:
