@@ -516,6 +516,7 @@ def autopilot(
         print(json.dumps(result.as_json(), indent=2, default=str))
     else:
         console.print(Path(result.report).read_text(), markup=False, highlight=False, soft_wrap=True)
+        console.print(f"wrote {result.report} and {result.page}", markup=False, highlight=False)
     check = result.e2e.get("logits") if result.e2e else None
     raise typer.Exit(1 if check and not check["passed"] else 0)
 

@@ -167,6 +167,21 @@ def test_an_optimize_runs_page_renders_its_trajectory_and_rejections(browser, tm
     assert_chart_drawn(seen["found"]["charts"]["trajectory-run"], 2)  # this candidate, best so far
 
 
+def test_the_autopilot_page_renders_its_tables(browser, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "profile"))
+    from test_autopilot_page import synthetic
+
+    from kernelwright.profile.autopilot_page import write_page
+
+    result, profile = synthetic()
+    seen = assert_renders(browser, write_page(result, profile, tmp_path / "autopilot.html"))
+    tables = seen["found"]["tables"]
+    assert tables["profile"]["rows"] == 15 and tables["targets"]["rows"] == 3 and tables["e2e"]["rows"] == 1
+    assert all(min(t["box"]) > 0 for t in tables.values())
+
+
 def test_the_checks_catch_a_script_error_a_fetch_and_a_blank_page(browser, tmp_path):
     out, _ = eval_dir(tmp_path, runs=1)
     page = out / "report.html"

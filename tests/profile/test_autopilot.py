@@ -54,6 +54,8 @@ def test_the_small_qwen3_runs_end_to_end_on_the_cpu_and_resumes(tmp_path):
     kernel_ops = [d for (cls, op), d in diff.items() if cls == "Qwen3RMSNorm" and op.endswith("::qwen3_rms_norm")]
     assert len(kernel_ops) == 1 and kernel_ops[0]["before_ms"] is None and kernel_ops[0]["after_calls"] == 5
     assert "correctness only" in (out / "autopilot.md").read_text()
+    page = (out / "autopilot.html").read_text()  # the one-page HTML report, with the target's optimize run
+    assert 'id="targets"' in page and 'id="e2e"' in page and "<summary>qwen3_rms_norm</summary>" in page
     again = subprocess.run(args, capture_output=True, text=True, timeout=600, env=env)
     assert again.returncode == 0 and "reusing" in again.stderr and "optimize qwen3_rms_norm" not in again.stderr
 

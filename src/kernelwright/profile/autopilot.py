@@ -36,7 +36,8 @@ class AutopilotResult:
     targets: list[dict[str, Any]] = field(default_factory=list)  # task, share, optimize verdict, decision
     e2e: dict[str, Any] = field(default_factory=dict)  # eager/kernelized ms, logits check, predicted, measured
     notes: list[str] = field(default_factory=list)
-    report: str | None = None
+    report: str | None = None  # autopilot.md
+    page: str | None = None  # autopilot.html
 
     def as_json(self) -> dict[str, Any]:
         return {"schema": SCHEMA, **{k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}}
@@ -94,7 +95,11 @@ def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent:
         result.notes.append("CPU run: correctness only. Kernels ran through Triton's interpreter; no timing here means "
                             "anything, so no kernel was judged against its baselines and no speedup is claimed.")
     result.report = str(write_report(result, profile))
+    result.page = str(out / "autopilot.html")
     (out / "autopilot.json").write_text(json.dumps(result.as_json(), indent=2, default=str) + "\n")
+    from kernelwright.profile.autopilot_page import write_page
+
+    write_page(json.loads((out / "autopilot.json").read_text()), profile, Path(result.page))
     return result
 
 
