@@ -5,11 +5,12 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 
 from kernelwright.errors import UsageError
-from kernelwright.profile.autopilot import _amdahl, _package, autopilot
+from kernelwright.profile.autopilot import _amdahl, _package, _with_share, autopilot
 
 
 def test_a_kernel_that_loses_or_does_not_verify_is_left_out_with_the_reason(tmp_path):
@@ -20,6 +21,22 @@ def test_a_kernel_that_loses_or_does_not_verify_is_left_out_with_the_reason(tmp_
     _package(rejected, tmp_path / "t.py", device="cpu", out=tmp_path, say=print)
     assert rejected["decision"] == "left out" and rejected["why"] == "no verified kernel"
     assert not (tmp_path / "kernels").exists()
+
+
+def test_a_modeling_function_s_kernel_is_packaged_but_not_kernelized_and_keeps_its_share(tmp_path, monkeypatch):
+    import kernelwright.package as package
+
+    monkeypatch.setattr(package, "package", lambda *a, **k: SimpleNamespace(layer=None))  # functions only
+    task = tmp_path / "apply_rotary_pos_emb.py"
+    task.write_text("DESCRIPTION = 'a function: no REPLACES'\n")
+    entry = {"task": str(task), "optimize": {"accepted": True, "status": "faster", "run": str(tmp_path)}}
+    _package(entry, task, device="cpu", out=tmp_path, say=print)
+    assert entry["decision"] == "packaged, not kernelized" and "no layer" in entry["why"]
+    profile = {"targets": [{"module_class": "Qwen3RMSNorm", "share": 0.2},
+                           {"module_class": "apply_rotary_pos_emb()", "share": 0.086}]}
+    target = _with_share(entry, profile)
+    assert (target["module_class"], target["share"]) == ("apply_rotary_pos_emb()", 0.086)
+    assert _amdahl([target]) is None  # nothing swapped into the model: no end-to-end prediction
 
 
 def test_amdahl_combines_the_shipped_targets_only():

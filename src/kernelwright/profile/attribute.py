@@ -71,10 +71,14 @@ def ranges(net):
         if stack:
             stack.pop().__exit__(None, None, None)
 
+    def in_range(name, fn, args, kwargs):
+        with torch.autograd.profiler.record_function(f"{FUNCTION}{name}"):
+            return fn(*args, **kwargs)
+
     for name, module in net.named_modules():
         handles.append(module.register_forward_pre_hook(functools.partial(pre, name=name or "model")))
         handles.append(module.register_forward_hook(post))
-    restore = _wrap_functions(net)
+    restore = wrap_functions(net, in_range)
     try:
         yield
     finally:
@@ -89,23 +93,26 @@ def _modeling_modules(net) -> list:
     return [sys.modules[n] for n in sorted(names) if n in sys.modules]
 
 
-def _wrap_functions(net):
-    """Each plain function defined in a modeling file, wrapped in a range (outermost call only: ``rotate_half``
-    inside ``apply_rotary_pos_emb`` stays part of the rotary). Returns the undo."""
-    import torch
+def function_label(name: str) -> str:
+    """How a modeling function is named where a module class would be (rows, targets, the capture)."""
+    return f"{name}()"
 
+
+def wrap_functions(net, around):
+    """Each plain function defined in a modeling file, wrapped so that ``around(name, fn, args, kwargs)`` makes
+    its outermost calls (``rotate_half`` inside ``apply_rotary_pos_emb`` stays part of the rotary). Returns
+    the undo."""
     depth = [0]
     saved = []
 
-    def wrap(fn, label):
+    def wrap(fn, name):
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             if depth[0]:
                 return fn(*args, **kwargs)
             depth[0] += 1
             try:
-                with torch.autograd.profiler.record_function(label):
-                    return fn(*args, **kwargs)
+                return around(name, fn, args, kwargs)
             finally:
                 depth[0] -= 1
 
@@ -115,7 +122,7 @@ def _wrap_functions(net):
         for name, value in list(vars(module).items()):
             if inspect.isfunction(value) and value.__module__ == module.__name__:
                 saved.append((module, name, value))
-                setattr(module, name, wrap(value, f"{FUNCTION}{name}"))
+                setattr(module, name, wrap(value, name))
 
     def undo():
         for module, name, value in saved:
@@ -189,7 +196,7 @@ def _place(parent: Span | None) -> tuple[str, str, Span] | None:
     function = owner = None
     while parent is not None:
         if parent.name == STEP:
-            owner = owner or ((f"{function}()", function) if function else ("(model)", ""))
+            owner = owner or ((function_label(function), function) if function else ("(model)", ""))
             return (*owner, parent)
         if not _is_range(parent):
             return None
@@ -197,7 +204,7 @@ def _place(parent: Span | None) -> tuple[str, str, Span] | None:
             function = parent.name[len(FUNCTION):]
         elif owner is None and parent.name.startswith(MODULE):
             cls, _, qual = parent.name[len(MODULE):].partition("::")
-            owner = (f"{function}()", f"{qual}.{function}") if function else (cls, qual)
+            owner = (function_label(function), f"{qual}.{function}") if function else (cls, qual)
         parent = parent.parent
     return None
 

@@ -209,9 +209,13 @@ def _package(entry: dict, task: Path, *, device, out, say) -> None:
     repo = out / "kernels" / name
     say(f"package {name}")
     try:
-        package(Path(run["run"]), name=name, out=repo, task=str(task), device=device)
+        packaged = package(Path(run["run"]), name=name, out=repo, task=str(task), device=device)
     except KernelwrightError as exc:
         entry.update(decision="left out", why=f"not packaged: {exc}")
+        return
+    if not packaged.layer:  # a modeling function's task: no layer, so nothing to kernelize the model with
+        entry.update(decision="packaged, not kernelized", package=str(repo),
+                     why="functions only (the task names no REPLACES): no layer to swap into the model")
         return
     entry.update(decision="shipped", package=str(repo))
 
@@ -221,7 +225,9 @@ def _with_share(entry: dict, profile: dict) -> dict:
     from kernelwright.tasks.task import import_file
 
     module = import_file(Path(entry["task"]), prefix="kw_autopilot")
-    cls = (getattr(module, "REPLACES", None) or "").rpartition(".")[2]
+    replaces = getattr(module, "REPLACES", None)
+    # a modeling function's task names no REPLACES; it is written as <function>.py
+    cls = replaces.rpartition(".")[2] if replaces else f"{Path(entry['task']).stem}()"
     target = next((t for t in profile["targets"] if t["module_class"] == cls), None)
     return {**entry, "module_class": cls, "share": target["share"] if target else None}
 

@@ -43,16 +43,41 @@ class ProfileResult:
         return {"schema": SCHEMA, **self.__dict__}
 
 
+@dataclass(frozen=True)
+class TensorArgument:
+    shape: tuple[int, ...]
+    dtype: str
+
+
+@dataclass
+class FunctionCall:
+    """A modeling function as first called in the captured step: the function and its arguments by parameter
+    name, in the signature's order, defaults included, each tensor as its shape and dtype."""
+
+    function: Any
+    arguments: dict[str, Any]
+
+    @property
+    def tensors(self) -> list[str]:
+        return [n for n, v in self.arguments.items() if isinstance(v, TensorArgument)]
+
+    @property
+    def constants(self) -> dict[str, Any]:
+        return {n: v for n, v in self.arguments.items() if not isinstance(v, TensorArgument)}
+
+
 @dataclass
 class Capture:
-    """What the leaf modules saw in one step: per class, its calls, argument shapes and a live instance
-    (task emission builds from it)."""
+    """What the leaf modules and the modeling functions saw in one step: per class (or ``name()``), its calls,
+    argument shapes, minimal bytes, and a live instance or the function's call (task emission builds from
+    them)."""
 
     calls: dict[str, int] = field(default_factory=dict)
     names: dict[str, list[str]] = field(default_factory=dict)
     signatures: dict[str, list[tuple]] = field(default_factory=dict)
     bytes: dict[str, int] = field(default_factory=dict)
     instances: dict[str, Any] = field(default_factory=dict)
+    functions: dict[str, FunctionCall | None] = field(default_factory=dict)  # None: arguments did not bind
 
 
 def profile_model(model: str = "qwen3", size: str = "small", *, phase: str = "prefill", batch: int = 1,
@@ -61,8 +86,9 @@ def profile_model(model: str = "qwen3", size: str = "small", *, phase: str = "pr
                   kernels: list[Path] | None = None, only: set[str] | None = None,
                   progress=None) -> tuple[ProfileResult, Capture]:
     """Profile ``model`` and rank its ops; with ``emit_tasks``, write a task file for each of the ``top``
-    memory-bound leaf modules there; with ``kernels`` (repositories written by ``kernelwright package``), profile
-    the model kernelized with all of them. Writes profile.json and trace.json under ``out`` when given."""
+    memory-bound leaf modules or modeling functions there; with ``kernels`` (repositories written by
+    ``kernelwright package``), profile the model kernelized with all of them. Writes profile.json and trace.json
+    under ``out`` when given."""
     with warnings.catch_warnings():  # transformers' deprecation FutureWarnings are nothing a user can act on
         warnings.simplefilter("ignore", FutureWarning)
         return _profile(model, size, phase=phase, batch=batch, seq=seq, dtype=dtype, device=device, layers=layers,
@@ -154,37 +180,79 @@ def _jsonable(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _capture(net, fn) -> Capture:
-    """One step with hooks on the leaf modules (those with no children): calls, argument shapes, bytes."""
-    import torch
-
-    from kernelwright.bench.roofline import minimal_bytes
+    """One step with hooks on the leaf modules (those with no children) and wrappers around the modeling
+    functions (as ``attribute`` ranges them): calls, argument shapes, bytes."""
+    from kernelwright.profile.attribute import function_label, wrap_functions
 
     capture = Capture()
     names = {id(m): n for n, m in net.named_modules()}
 
     def hook(module, args, kwargs, output):
         cls = type(module).__name__
-        capture.calls[cls] = capture.calls.get(cls, 0) + 1
         capture.instances.setdefault(cls, module)
         capture.names.setdefault(cls, [])
         if len(capture.names[cls]) < 3 and names.get(id(module)) not in capture.names[cls]:
             capture.names[cls].append(names.get(id(module)))
-        tensors = [a for a in (*args, *kwargs.values()) if isinstance(a, torch.Tensor)]
-        signature = tuple((tuple(t.shape), str(t.dtype).removeprefix("torch.")) for t in tensors)
-        seen = capture.signatures.setdefault(cls, [])
-        if signature not in seen:
-            seen.append(signature)
-        outputs = output if isinstance(output, (tuple, list)) else [output]
-        capture.bytes[cls] = capture.bytes.get(cls, 0) + minimal_bytes(tensors, outputs, module.parameters())
+        _count(capture, cls, [*args, *kwargs.values()], output, module.parameters())
+
+    def called(name, function, args, kwargs):
+        output = function(*args, **kwargs)
+        label = function_label(name)
+        bound = _bind(function, args, kwargs)
+        if label not in capture.functions:
+            capture.functions[label] = None if bound is None else FunctionCall(function, {
+                n: TensorArgument(tuple(v.shape), _dtype_name(v)) if _is_tensor(v) else v for n, v in bound.items()})
+        # in parameter order, as the task's forward will take them, however the caller passed them
+        _count(capture, label, [*args, *kwargs.values()] if bound is None else list(bound.values()), output, ())
+        return output
 
     leaves = [m for m in net.modules() if not any(True for _ in m.children())]
     handles = [m.register_forward_hook(hook, with_kwargs=True) for m in leaves]
+    restore = wrap_functions(net, called)
     try:
         fn()
     finally:
+        restore()
         for h in handles:
             h.remove()
     return capture
+
+
+def _count(capture: Capture, key: str, arguments: list, output, parameters) -> None:
+    """One call of a leaf module or function: its call count, its tensor arguments' signature, its bytes."""
+    from kernelwright.bench.roofline import minimal_bytes
+
+    capture.calls[key] = capture.calls.get(key, 0) + 1
+    tensors = [a for a in arguments if _is_tensor(a)]
+    signature = tuple((tuple(t.shape), _dtype_name(t)) for t in tensors)
+    seen = capture.signatures.setdefault(key, [])
+    if signature not in seen:
+        seen.append(signature)
+    outputs = output if isinstance(output, (tuple, list)) else [output]
+    capture.bytes[key] = capture.bytes.get(key, 0) + minimal_bytes(tensors, outputs, parameters)
+
+
+def _bind(function, args: tuple, kwargs: dict) -> dict[str, Any] | None:
+    """The call's arguments by parameter name, defaults included (None when they do not bind to the
+    function's signature)."""
+    import inspect
+
+    try:
+        bound = inspect.signature(function).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None
+    bound.apply_defaults()
+    return dict(bound.arguments)
+
+
+def _is_tensor(value) -> bool:
+    import torch
+
+    return isinstance(value, torch.Tensor)
+
+
+def _dtype_name(tensor) -> str:
+    return str(tensor.dtype).removeprefix("torch.")
 
 
 def _record(net, fn, steps: int, device: str):

@@ -129,8 +129,9 @@ def compare(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any
 
 def targets(op_rows: list[dict[str, Any]], capture, ceilings: dict[str, Any], total_ms: float) -> list[dict[str, Any]]:
     """Per module class (or modeling function): its ops together, as one fused kernel would replace them.
-    A leaf module's bytes are its minimal bytes (inputs, parameters and outputs once each, from the shapes
-    it was called with), not the sum of its ops' traffic: that is what a fused kernel must move."""
+    A leaf module's or modeling function's bytes are its minimal bytes (inputs, parameters and outputs once
+    each, from the shapes it was called with), not the sum of its ops' traffic: that is what a fused kernel
+    must move."""
     by_owner: dict[str, list[dict]] = defaultdict(list)
     for row in op_rows:
         by_owner[row["module_class"]].append(row)

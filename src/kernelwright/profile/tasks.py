@@ -5,12 +5,18 @@ Each is a KernelBench-format file: the module's own ``forward`` (its source, dec
 the shapes and dtype the profile saw as ``SHAPES``/``DTYPES``, ``REPLACES`` naming the module's class and a
 ``DESCRIPTION`` citing its share of the step. A target whose forward cannot stand alone (it calls other
 methods, takes non-tensor or integer inputs) is skipped with the reason.
+
+A target that is a modeling function (``apply_rotary_pos_emb()``) becomes a ``Model`` whose forward calls
+that function, imported from its modeling file, on its tensor arguments; its other arguments are
+constructor arguments. It names no ``REPLACES``: ``package`` and ``kernelize`` swap modules' forwards only,
+so ``package`` writes a functions-only repository for it, and its ``DESCRIPTION`` says so.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
+import importlib
 import inspect
 import re
 import textwrap
@@ -31,29 +37,33 @@ class Unsupported(Exception):
 @dataclass
 class Emitted:
     written: list[Path] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # module class -> why
+    skipped: dict[str, str] = field(default_factory=dict)  # module class or function() -> why
 
 
 def emit_tasks(result, capture, out: Path, *, top: int = 3, only: set[str] | None = None) -> Emitted:
-    """Write a task file for each of the ``top`` leaf modules bound by memory or launches (not compute), ranked
-    by savings: a fused kernel is what helps those. ``only``: these module classes and no others (on a CPU the
-    ranking of small ops moves from run to run; a user who knows the target names it)."""
+    """Write a task file for each of the ``top`` leaf modules or modeling functions bound by memory or launches
+    (not compute), ranked by savings: a fused kernel is what helps those. ``only``: these module classes (or
+    functions, with or without their ``()``) and no others (on a CPU the ranking of small ops moves from run to
+    run; a user who knows the target names it)."""
     out.mkdir(parents=True, exist_ok=True)
     emitted = Emitted()
     for target in result.targets:
         if len(emitted.written) >= top:
             break
         cls = target["module_class"]
-        if only is not None and cls not in only:
+        if only is not None and cls not in only and cls.removesuffix("()") not in only:
             continue
         if not target["leaf"] or target["bound"] not in ("memory", "launch"):
             continue
         try:
-            source = task_source(capture.instances[cls], capture.signatures[cls], target, result)
+            if cls in capture.functions:
+                source = function_task_source(capture.functions[cls], capture.signatures[cls], target, result)
+            else:
+                source = task_source(capture.instances[cls], capture.signatures[cls], target, result)
         except Unsupported as exc:
             emitted.skipped[cls] = str(exc)
             continue
-        path = out / f"{_snake(cls)}.py"
+        path = out / f"{_snake(cls.removesuffix('()'))}.py"
         path.write_text(source)
         emitted.written.append(path)
     return emitted
@@ -141,11 +151,11 @@ def _scalars(module, names: set[str]) -> dict[str, Any]:
     return out
 
 
-def _main_signature(signatures: list[tuple], nargs: int) -> tuple:
+def _main_signature(signatures: list[tuple], nargs: int, what: str = "its forward") -> tuple:
     """The call signature covering the most elements among those passing every forward argument a float tensor."""
     fitting = [s for s in signatures if len(s) == nargs and all(dtype in FLOAT_DTYPES for _, dtype in s)]
     if not fitting:
-        raise Unsupported("its forward was not called with floating-point tensors for every argument")
+        raise Unsupported(f"{what} was not called with floating-point tensors for every tensor argument")
     return max(fitting, key=lambda s: sum(_numel(shape) for shape, _ in s))
 
 
@@ -279,7 +289,7 @@ def _shape_expr(names: list[str]) -> str:
 
 
 def _randn(names: list[str]) -> str:
-    return f"torch.randn({', '.join(names)})"
+    return f"torch.randn({', '.join(names) or '()'})"
 
 
 def _imports(forward: ast.FunctionDef, cls) -> list[str]:
@@ -295,3 +305,112 @@ def _imports(forward: ast.FunctionDef, cls) -> list[str]:
     if missing:
         raise Unsupported(f"forward reads {', '.join(missing)}, which {cls.__module__} does not define")
     return [f"from {cls.__module__} import {name}" for name in wanted]
+
+
+def function_task_source(call, signatures: list[tuple], target: dict[str, Any], result) -> str:
+    """A task whose Model calls the profiled modeling function (``call``: a ``run.FunctionCall``)."""
+    if call is None:
+        raise Unsupported("its call's arguments did not bind to its signature")
+    function = call.function
+    name, where = function.__name__, function.__module__
+    parameters = _function_parameters(function)
+    args = call.tensors
+    if not args:
+        raise Unsupported(f"{name} was called with no tensor argument")
+    signature = _main_signature(signatures, len(args), what=name)
+    built, literal = _function_constants(call, parameters)
+    knobs, dims = _tied_knobs(args, signature)
+    shapes = _shapes(signatures, signature, dims)
+    multiples = {**_small_knobs(knobs, dims, len(args)), **_even_last_dims(knobs, dims, len(args))}
+    description = (f"{_description(target, result)}. A function, not a module: no REPLACES (kernelwright "
+                   f"kernelizes modules only), so `kernelwright package` writes a functions-only repository, whose "
+                   f"function is called in place of {where}.{name}")
+    lines = [
+        f'"""{name} from {where}, as profiled in {result.model} {result.phase} ({result.dtype}, {result.device}).'
+        f"\n\n{description}.\n" + '"""',
+        "", "import torch", "import torch.nn as nn", f"from {where} import {name}", "",
+        *[f"{knob} = {value}" for knob, value in knobs.items()], "",
+        *([f"KNOB_MULTIPLE_OF = {multiples!r}  # small input dims stay knobs; even last dims stay even"]
+          if multiples else []),
+        f"DTYPES = [torch.{signature[0][1]}]", f"SHAPES = {shapes!r}", f"DESCRIPTION = {description!r}", "", "",
+        "class Model(nn.Module):",
+        f"    def __init__({', '.join(['self', *built])}):", "        super().__init__()",
+        *[f"        self.{arg} = {arg}" for arg in built], "",
+        f"    def forward({', '.join(['self', *args])}):",
+        f"        return {_call_text(name, parameters, args, built, literal)}", "", "",
+        "def get_inputs():",
+        f"    return [{', '.join(_randn(dims[('input', i)]) for i in range(len(args)))}]", "", "",
+        "def get_init_inputs():",
+        f"    return [{', '.join(repr(v) for v in built.values())}]",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _function_parameters(function) -> dict[str, inspect.Parameter]:
+    """The function's parameters, when a task file can import it by name and call it with them."""
+    try:
+        module = importlib.import_module(function.__module__)
+    except ImportError:
+        raise Unsupported(f"{function.__module__} cannot be imported") from None
+    if getattr(module, function.__name__, None) is not function:
+        raise Unsupported(f"{function.__module__}.{function.__name__} is not the function that was profiled")
+    parameters = dict(inspect.signature(function).parameters)
+    if any(p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters.values()):
+        raise Unsupported(f"{function.__name__} takes *args/**kwargs")
+    return parameters
+
+
+def _function_constants(call, parameters: dict) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(constructor arguments, literals) among the non-tensor arguments: numbers and strings are the Model's
+    constructor arguments, as a module's attributes are; a None that is the default is left to the default,
+    any other None or tuple of numbers is written into the call."""
+    built, literal = {}, {}
+    for name, value in call.constants.items():
+        if value is None and parameters[name].default is None:
+            continue
+        if value is not None and isinstance(value, SCALARS):
+            built[name] = value
+        elif value is None or isinstance(value, (tuple, list)) and all(isinstance(v, SCALARS) for v in value):
+            literal[name] = value
+        else:
+            raise Unsupported(f"{call.function.__name__} takes {name}, a {type(value).__name__}, which a task's "
+                              "inputs cannot be")
+    return built, literal
+
+
+def _tied_knobs(args: list[str], signature: tuple) -> tuple[dict[str, int], dict]:
+    """One knob per distinct size among the tensor arguments' dims, named after its first place (``q_2``):
+    dims of equal size share it, so drawn shapes keep q's, k's and cos's sequence and head dims equal, as the
+    function needs (tying two dims that merely happened to be equal only narrows the shapes drawn)."""
+    knob_of: dict[int, str] = {}
+    dims = {("input", i): [knob_of.setdefault(size, f"{arg}_{j}") for j, size in enumerate(shape)]
+            for i, (arg, (shape, _)) in enumerate(zip(args, signature))}
+    return {knob: size for size, knob in knob_of.items()}, dims
+
+
+def _even_last_dims(knobs: dict[str, int], dims: dict, nargs: int) -> dict[str, int]:
+    """Last dims that were even stay even: a modeling function's last dim is a head dim, which rotary halves
+    (``rotate_half``) and no model has odd; a kernel should not be held to an odd one."""
+    last = {dims[("input", i)][-1] for i in range(nargs) if dims[("input", i)]}
+    return {n: 2 for n in sorted(last) if knobs[n] % 2 == 0}
+
+
+def _call_text(name: str, parameters: dict, args: list[str], built: dict, literal: dict) -> str:
+    """The call in the forward: tensors positionally while they lead in the signature's order, the rest by keyword."""
+    parts, positional = [], True
+    for param in parameters.values():
+        if param.name in args:
+            value = param.name
+        elif param.name in built:
+            value = f"self.{param.name}"
+        elif param.name in literal:
+            value = repr(literal[param.name])
+        else:
+            positional = False  # left to its default: what follows goes by keyword
+            continue
+        positional = positional and param.name in args and param.kind is not param.KEYWORD_ONLY
+        if not positional and param.kind is param.POSITIONAL_ONLY:
+            raise Unsupported(f"{name} takes {param.name} positionally only, after an argument left to its default")
+        parts.append(value if positional else f"{param.name}={value}")
+    return f"{name}({', '.join(parts)})"
