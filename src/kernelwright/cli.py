@@ -480,8 +480,8 @@ def autopilot(
                                               "file or model directory"),
     size: str = typer.Option("small", help="small (CPU-friendly) or 8b-shape"),
     top: int = typer.Option(3, help="targets to optimize at most (the top memory- or launch-bound modules)"),
-    only: Optional[str] = typer.Option(None, help="comma-separated module classes to target (e.g. Qwen3RMSNorm), "
-                                                  "no others"),
+    only: Optional[str] = typer.Option(None, help="comma-separated module classes or modeling functions to target "
+                                                  "(e.g. Qwen3RMSNorm,apply_rotary_pos_emb), no others"),
     agent: str = typer.Option("offline", help="the agent optimize uses (see `kernelwright optimize --help`)"),
     max_minutes: Optional[float] = typer.Option(None, help="the whole optimize budget, split over the targets "
                                                            "(default: optimize's own for each)"),
