@@ -641,7 +641,7 @@ def test_a_reduced_middle_dim_leads_with_the_column_schedule_and_probes_it():
 
     prep = prepare(load_task(FIXTURES / "kernelbench_sum_dim1.py"), "cpu")
     assert "probe-column" in [label for label, _, _ in prep.probes]
-    assert all(b["ranked"][0].get("column") for b in prep.buckets)
+    assert all(b["ranked"][0].column for b in prep.buckets)
 
 
 def test_a_call_past_its_own_deadline_is_a_verdict_not_a_budget_cut():
@@ -653,3 +653,27 @@ def test_a_call_past_its_own_deadline_is_a_verdict_not_a_budget_cut():
     stopped = {"failures": [{"check": "timeout", "limit": "process"}]}
     assert not cut_by_budget(hang, shortened, base)  # a hanging candidate is rejected, not retried on resume
     assert cut_by_budget(stopped, shortened, base) and not cut_by_budget(stopped, base, base)
+
+
+def test_every_config_the_run_stores_reads_back_as_it_was_written(tmp_path, monkeypatch):
+    """The run store's meta, summary.json's buckets and best.py's CONFIGS hold plain dicts (the form earlier
+    runs stored, so their directories resume), each of which loads as the LaunchConfig it came from."""
+    from kernelwright.run import optimize
+    from kernelwright.search.config import LaunchConfig
+
+    clock, calls = _Clock(), []
+    _fakes(monkeypatch, clock, calls)
+    out = tmp_path / "run"
+    result = optimize("rmsnorm", budget=3, out=out, minutes=10)
+    assert result.accepted and result.tuning["rounds_run"] == 3
+    with sqlite3.connect(out / "run.sqlite") as con:
+        metas = [json.loads(m) for (m,) in con.execute("SELECT meta FROM candidates ORDER BY id")]
+    stored = [m["config"] for m in metas if "config" in m]
+    stored += [cfg for m in metas for _, cfg in m.get("table", [])]
+    stored += [b["config"] for b in json.loads((out / "summary.json").read_text())["buckets"]]
+    namespace: dict = {}
+    exec("CONFIGS = " + (out / "best.py").read_text().split("CONFIGS = ", 1)[1].split("\nMAX_TILE", 1)[0], namespace)
+    stored += [cfg for _, cfg in namespace["CONFIGS"]]
+    assert len(stored) >= 2 + 3 * len(result.buckets)  # probes, and each round's table
+    for cfg in stored:
+        assert isinstance(cfg, dict) and LaunchConfig.from_dict(cfg).as_dict() == cfg

@@ -53,7 +53,7 @@ def test_compensated_row_sums_are_more_accurate_on_long_rows(tmp_path):
     assert compensated < 5e-7 and plain > 3 * compensated, (plain, compensated)
 
 
-COLUMN = {**variants.config(one_pass=False, block=16, rows=16, warps=4, programs_per_sm=1), "column": True}
+COLUMN = variants.config(one_pass=False, block=16, rows=16, warps=4, programs_per_sm=1, column=True)
 
 
 @pytest.mark.parametrize("task", [
@@ -83,8 +83,8 @@ def test_a_wrong_column_kernel_is_rejected(tmp_path):
     assert not verify(load_task(task).path, path, device="cpu", shapes=2, seed=1).accepted
 
 
-SPLIT = {**variants.config(one_pass=False, block=64, rows=8, warps=4), "split": 1}
-COLUMN_SPLIT = {**variants.config(one_pass=False, block=16, rows=16, warps=4), "column": True, "split": 1}
+SPLIT = variants.config(one_pass=False, block=64, rows=8, warps=4, split=1)
+COLUMN_SPLIT = variants.config(one_pass=False, block=16, rows=16, warps=4, column=True, split=1)
 
 
 @pytest.mark.parametrize("task, cfg", [

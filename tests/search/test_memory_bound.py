@@ -36,8 +36,8 @@ def _verified(tmp_path, name: str, cfg: dict, *, mutate=None):
     ("frobenius_norm", LOOPED),       # x / ||x||: the one flattened row written back in chunks
     ("kl_batchmean", ONE_PASS),       # / batch size read at run time
     ("layernorm_3d", LOOPED),         # reduction over (C, H, W) with (C, H, W) weight and bias
-    ("layernorm_3d", {**LOOPED, "accurate": True}),  # compensated sums: mean, then squared deviations
-    ("loss_mean", {**LOOPED, "accurate": True}),     # compensated sum of a whole tensor, 0-dim output
+    ("layernorm_3d", LOOPED.replace(accurate=True)),  # compensated sums: mean, then squared deviations
+    ("loss_mean", LOOPED.replace(accurate=True)),  # compensated sum of a whole tensor, 0-dim output
     ("instance_norm", ONE_PASS),      # (N, C) rows over (H, W), through torch's (1, N*C, H, W) view
     ("batchnorm_eval", ONE_PASS),     # (C,) statistics broadcast along dim 1
     ("triplet_margin", LOOPED),       # per-row distances, then the mean over rows: two kernels
@@ -95,7 +95,7 @@ def test_online_softmax_saves_a_pass_and_both_forms_verify(tmp_path):
     three-pass form three times; the kernel carries both behind ONLINE, and the three-pass one still
     verifies (the online one is verified by test_codegen's softmax-looped case, the default)."""
     program = capture(load_task(TASKS / "log_softmax_rows.py"))
-    source = generate(program, [((1, 1), {**LOOPED, "online": False})])
+    source = generate(program, [((1, 1), LOOPED.replace(online=False))])
     looped = source.split("if ONE_PASS:")[1].split("# launch")[0]
     online, rest = looped.split("if ONLINE:")[1].split("else:", 1)
     assert online.count("for start in range(0, n_cols, BLOCK)") == 1      # max and sum together
@@ -128,7 +128,7 @@ def test_compensated_sums_keep_inf_and_nan_as_torch_does(tmp_path):
     import subprocess
     import sys
 
-    cfg = {**LOOPED, "accurate": True}
+    cfg = LOOPED.replace(accurate=True)
     path = tmp_path / "kernel.py"
     path.write_text(generate(capture(load_task(FIXTURES / "kernelbench_sum_dim1.py")), [((1, 1), cfg)]))
     done = subprocess.run([sys.executable, "-c", SPECIAL_SUMS, str(path)], env={**os.environ, "TRITON_INTERPRET": "1"},

@@ -50,6 +50,7 @@ from kernelwright.sandbox.runner import Limits
 from kernelwright.search import variants
 from kernelwright.search.capture import COVERS, Program, Unsupported, capture, describe
 from kernelwright.search.codegen import MAX_TILE, generate, splittable
+from kernelwright.search.config import LaunchConfig
 from kernelwright.tasks.task import Task
 
 DEFAULT_BUDGET = {"cuda": 10, "cpu": 0}  # tuning rounds (bench evaluations); the CPU tunes nothing by time
@@ -166,17 +167,22 @@ def cut_by_budget(result: dict[str, Any], limits: Limits, base: Limits) -> bool:
                                                      for f in result.get("failures", []))
 
 
-def _probes(kind: str, device: str, inner: int = 1, split: bool = False) -> list[tuple[str, dict]]:
+def _probes(kind: str, device: str, inner: int = 1, split: bool = False) -> list[tuple[str, LaunchConfig]]:
     """The generator's probe configurations; those the interpreter runs quickly on a CPU. ``inner`` > 1 (a
     reduced middle dim) adds the column schedule's probe, ``split`` (a bucket leads with a split schedule)
     the split ones."""
     return variants.probes(kind, device="cpu" if device == "cpu" else "cuda", inner=inner, split=split)
 
 
-def _accurate(table: list[tuple[tuple, dict]], kind: str) -> list[tuple[tuple, dict]] | None:
+def _accurate(table: list[tuple[tuple, LaunchConfig]], kind: str) -> list[tuple[tuple, LaunchConfig]] | None:
     """The table with every configuration in its accurate-reduction form, or None when nothing changes."""
     changed = [(key, variants.accurate(cfg, kind) or cfg) for key, cfg in table]
     return changed if changed != table else None
+
+
+def _stored(table: list[tuple[tuple, LaunchConfig]]) -> list[tuple[tuple, dict]]:
+    """A table as the run store keeps it (plain dicts, the form earlier runs stored)."""
+    return [(key, cfg.as_dict()) for key, cfg in table]
 
 
 def _layout(task: Task, program: Program, knobs: dict[str, int]) -> tuple[int, int, int]:
@@ -223,7 +229,7 @@ class Prepared:
 
     task: Task
     program: Program
-    probes: list[tuple[str, dict, str]]
+    probes: list[tuple[str, LaunchConfig, str]]
     buckets: list[dict[str, Any]]
     dtype: str
 
@@ -248,12 +254,12 @@ def prepare(task: Task, device: str) -> Prepared:
     return Prepared(task, program, probe_sources, buckets, task.dtype_names[0])
 
 
-def _plan_config(kind: str, cfg: dict) -> dict:
+def _plan_config(kind: str, cfg: LaunchConfig) -> dict:
     """A configuration as tuning_plan.json shows it: a one-pass row kernel holds the whole row, and its
     ``block`` (4096 by default) is used only for rows too wide to hold, so it is shown as that."""
-    if kind == "pointwise" or not cfg.get("one_pass"):
-        return cfg
-    return {**cfg, "block": f"whole row (up to {MAX_TILE} elements; {cfg['block']}-wide chunks past that)"}
+    if kind == "pointwise" or not cfg.one_pass:
+        return cfg.as_dict()
+    return {**cfg.as_dict(), "block": f"whole row (up to {MAX_TILE} elements; {cfg.block}-wide chunks past that)"}
 
 
 # every refusal names all the ways forward, a local model among them
@@ -286,7 +292,7 @@ class OfflineRun:
         self.csv_rows: list[dict] = []
         self.parent: int | None = None
         self.accurate = False  # a probe failed on accuracy only: every configuration in its accurate form
-        self.prior: list[tuple[tuple, dict]] = []  # the prior table as verified (best.py before any tuning)
+        self.prior: list[tuple[tuple, LaunchConfig]] = []  # the prior table as verified (best.py before any tuning)
         self.best: tuple[str, str] | None = None  # (candidate name, source) of the verified best.py
 
     # -- evaluations --------------------------------------------------------------------------------
@@ -365,8 +371,8 @@ class OfflineRun:
                 self.report(f"time budget: skipping probe(s) {skipped}; best.py is verified already")
                 return None
         keep_s = self.costs.final_bench() if i > 0 and self.on_gpu else 0.0
-        verdict = self._verify(label, source, role="search", meta={"config": cfg, "probe": True}, shapes=shapes,
-                               benchmark_shape=False, keep_s=keep_s)
+        verdict = self._verify(label, source, role="search", meta={"config": cfg.as_dict(), "probe": True},
+                               shapes=shapes, benchmark_shape=False, keep_s=keep_s)
         self.costs.probes.append(verdict["_seconds"])
         if shapes < self.verify_shapes:
             self.cuts.append(f"{label} verified on {shapes} of {self.verify_shapes} drawn shapes")
@@ -376,7 +382,7 @@ class OfflineRun:
             self.cuts.append(f"the verification of {label}")
         return verdict
 
-    def _retry_accurate(self, label: str, cfg: dict, shapes: int, rejected: dict, keep_s: float) -> dict:
+    def _retry_accurate(self, label: str, cfg: LaunchConfig, shapes: int, rejected: dict, keep_s: float) -> dict:
         """A probe that failed on accuracy only, again with accurate reductions; when that passes, every
         configuration of the run takes the accurate form."""
         kind = self.prep.program.kind
@@ -385,7 +391,8 @@ class OfflineRun:
             return rejected
         self.report(f"{label} failed on accuracy only: trying accurate reductions")
         source = generate(self.prep.program, [((1, 1), accurate)], label=f"{label}-accurate")
-        verdict = self._verify(f"{label}-accurate", source, role="search", meta={"config": accurate, "probe": True},
+        verdict = self._verify(f"{label}-accurate", source, role="search",
+                               meta={"config": accurate.as_dict(), "probe": True},
                                shapes=shapes, benchmark_shape=False, keep_s=keep_s)
         if verdict["accepted"]:
             self._go_accurate()
@@ -425,18 +432,18 @@ class OfflineRun:
 
     # -- best.py ------------------------------------------------------------------------------------
 
-    def prior_table(self) -> list[tuple[tuple, dict]]:
+    def prior_table(self) -> list[tuple[tuple, LaunchConfig]]:
         return [(tuple(b["key"]), b["ranked"][0]) for b in self.prep.buckets]
 
-    def _verify_table(self, name: str, table: list[tuple[tuple, dict]], label: str, *, keep_s: float,
+    def _verify_table(self, name: str, table: list[tuple[tuple, LaunchConfig]], label: str, *, keep_s: float,
                       meta: dict | None = None) -> tuple[str, dict]:
         """A table's kernel verified with the benchmark shape (on a GPU). Returns (source, verdict)."""
         source = generate(self.prep.program, table, label=label)
         shapes = self.verify_shapes
         if not self._on_record(source, "verify", self._verify_settings(self.verify_shapes, True)):
             shapes = max(MIN_CPU_SHAPES, self.cpu_shapes(pending=1))
-        verdict = self._verify(name, source, role="search", meta={"table": table, **(meta or {})}, shapes=shapes,
-                               benchmark_shape=True, keep_s=keep_s)
+        verdict = self._verify(name, source, role="search", meta={"table": _stored(table), **(meta or {})},
+                               shapes=shapes, benchmark_shape=True, keep_s=keep_s)
         if shapes < self.verify_shapes:
             self.cuts.append(f"best.py verified on {shapes} of {self.verify_shapes} drawn shapes")
         return source, verdict
@@ -472,8 +479,8 @@ class OfflineRun:
                     f"and written: {self.result.best_path}")
         return True
 
-    def _keep(self, name: str, source: str, table: list[tuple[tuple, dict]],
-              timings: dict[int, list[tuple[float, int, dict]]]) -> None:
+    def _keep(self, name: str, source: str, table: list[tuple[tuple, LaunchConfig]],
+              timings: dict[int, list[tuple[float, int, LaunchConfig]]]) -> None:
         """A verified kernel becomes best.py (atomically) and the run's result."""
         self.best = (name, source)
         self.result.best_path = self.ledger.dir.write_best(source)
@@ -481,25 +488,26 @@ class OfflineRun:
         self.result.message = "best.py verified"
         self.result.buckets = self.describe(table, timings)
 
-    def describe(self, table: list[tuple[tuple, dict]],
-                 timings: dict[int, list[tuple[float, int, dict]]]) -> list[dict[str, Any]]:
+    def describe(self, table: list[tuple[tuple, LaunchConfig]],
+                 timings: dict[int, list[tuple[float, int, LaunchConfig]]]) -> list[dict[str, Any]]:
         """Per bucket: its configuration in ``table`` and the round that timed it fastest (None: untimed)."""
         rows = []
         for i, (b, (_, cfg)) in enumerate(zip(self.prep.buckets, table)):
             timed = [t for t in timings.get(i, []) if t[2] == cfg]
             ms, k, _ = min(timed, key=lambda t: t[0]) if timed else (None, None, None)
-            rows.append({"knobs": b["knobs"], "config": cfg, "kind": self.prep.program.kind, "round": k,
+            rows.append({"knobs": b["knobs"], "config": cfg.as_dict(), "kind": self.prep.program.kind, "round": k,
                          "median_ms": ms})
         return rows
 
-    def tuned_table(self, timings: dict[int, list[tuple[float, int, dict]]]) -> list[tuple[tuple, dict]]:
+    def tuned_table(self, timings: dict[int, list[tuple[float, int, LaunchConfig]]]
+                    ) -> list[tuple[tuple, LaunchConfig]]:
         """The fastest configuration per bucket by the rounds' timings (the prior's where nothing was timed)."""
         table = []
         for i, (key, prior_cfg) in enumerate(self.prior):
             table.append((key, min(timings[i], key=lambda t: t[0])[2] if timings.get(i) else prior_cfg))
         return table
 
-    def adopt_tuned(self, timings: dict[int, list[tuple[float, int, dict]]]) -> None:
+    def adopt_tuned(self, timings: dict[int, list[tuple[float, int, LaunchConfig]]]) -> None:
         """A tuned table faster than the prior replaces best.py once verified with the benchmark shape;
         rejected, or cut for lack of time, best.py stays the verified prior."""
         self.result.buckets = self.describe(self.prior, timings)
@@ -529,12 +537,12 @@ class OfflineRun:
 
     # -- tuning -------------------------------------------------------------------------------------
 
-    def tune(self, stopped: str | None = None) -> dict[int, list[tuple[float, int, dict]]]:
+    def tune(self, stopped: str | None = None) -> dict[int, list[tuple[float, int, LaunchConfig]]]:
         """Round k gives every bucket its k-th ranked configuration; each round is one bench. Round 0 (the
         prior) is the yardstick, so it starts only when a second round and a tuned table's verification
         fit after it."""
         buckets, program = self.prep.buckets, self.prep.program
-        timings: dict[int, list[tuple[float, int, dict]]] = {i: [] for i in range(len(buckets))}
+        timings: dict[int, list[tuple[float, int, LaunchConfig]]] = {i: [] for i in range(len(buckets))}
         tuning: dict[str, Any] = {"rounds_budget": self.budget, "rounds_run": 0, "time_budget_s": self.clock.limit_s,
                                   "stopped": stopped or (STOP_ROUNDS if self.on_gpu else STOP_CPU)}
         self.result.tuning = tuning
@@ -563,7 +571,7 @@ class OfflineRun:
                     break
             self.report(f"tuning round {k + 1}/{self.budget}: benchmarking {len(buckets)} shape bucket(s)")
             keep_s = self.costs.final_bench() + ((self.costs.unit or 0.0) if self.budget > 1 else 0.0)
-            data, cid, path, cut = self._bench(label, source, role="tuner", meta={"round": k, "table": table},
+            data, cid, path, cut = self._bench(label, source, role="tuner", meta={"round": k, "table": _stored(table)},
                                                shapes=shapes, what="tune", options=TUNE_BENCH, keep_s=keep_s)
             self.costs.rounds.append(self.ledger.last_seconds)
             tuning["rounds_run"] += 1

@@ -7,22 +7,24 @@ from rich.console import Console
 from rich.markup import escape
 
 from kernelwright.run.verdict import FASTER, NONE, SLOWER, baseline_name
+from kernelwright.search.config import LaunchConfig, as_config
 from kernelwright.tables import render
 
 
-def _config_text(cfg: dict, kind: str | None = None) -> str:
+def _config_text(cfg: LaunchConfig | dict, kind: str | None = None) -> str:
+    cfg = as_config(cfg)  # a result's buckets hold the stored (dict) form
     if kind == "pointwise":  # no rows: a flat block of elements per program
-        shape = f"BLOCK={cfg['block']} elements"
-    elif cfg.get("column"):  # a reduced middle dim: a tile of inner elements, the reduced dim in steps
-        shape = f"column: {cfg['rows']} inner × {cfg['block']} reduced"
-    elif cfg.get("one_pass"):
-        shape = f"one-pass ×{cfg['rows']} rows"
+        shape = f"BLOCK={cfg.block} elements"
+    elif cfg.column:  # a reduced middle dim: a tile of inner elements, the reduced dim in steps
+        shape = f"column: {cfg.rows} inner × {cfg.block} reduced"
+    elif cfg.one_pass:
+        shape = f"one-pass ×{cfg.rows} rows"
     else:
-        shape = f"looped BLOCK={cfg['block']}"
-    if cfg.get("split"):  # few long rows (or tall columns): each split across programs, then combined
-        shape = f"split ~{cfg['split']} programs/SM, {shape}"
-    persistent = f", persistent {cfg['programs_per_sm']}/SM" if cfg.get("programs_per_sm") else ""
-    return f"{shape}, {cfg['warps']} warps, {cfg['stages']} stages{persistent}"
+        shape = f"looped BLOCK={cfg.block}"
+    if cfg.split:  # few long rows (or tall columns): each split across programs, then combined
+        shape = f"split ~{cfg.split} programs/SM, {shape}"
+    persistent = f", persistent {cfg.programs_per_sm}/SM" if cfg.programs_per_sm else ""
+    return f"{shape}, {cfg.warps} warps, {cfg.stages} stages{persistent}"
 
 
 def _shape_text(knobs: dict) -> str:

@@ -1,6 +1,7 @@
 """Variant enumeration: the launch configurations worth trying for one shape bucket, best guess first.
 
-A configuration is a plain dict, written into the candidate's ``CONFIGS`` table:
+A configuration is a frozen :class:`~kernelwright.search.config.LaunchConfig`, written (as the dict of its
+``as_dict``) into the candidate's ``CONFIGS`` table:
 
 * ``one_pass`` — hold whole rows in registers (rows kernel; falls back to chunks past ``MAX_TILE``)
 * ``block`` — chunk width of the looped rows kernel, or elements per step of the pointwise kernel
@@ -23,7 +24,10 @@ the rest are its neighbours, ordered so a small budget still tries the changes t
 
 from __future__ import annotations
 
+from typing import Any
+
 from kernelwright.search.codegen import MAX_TILE
+from kernelwright.search.config import LaunchConfig
 
 # Rows at least this wide are summed in the accurate form by default: a lane of a 4096-wide chunk then adds
 # 64 values or more in turn, and on 40_LayerNorm's 4M-element rows the plain form missed fp32's bound.
@@ -49,13 +53,12 @@ def _warps_for(elements: int) -> int:
     return 16 if elements >= 8192 else 8 if elements >= 2048 else 4
 
 
-def config(*, one_pass: bool = True, block: int = 4096, rows: int = 1, warps: int = 4, stages: int = 2,
-           programs_per_sm: int = 0) -> dict:
-    return dict(one_pass=one_pass, block=block, rows=rows, warps=warps, stages=stages,
-                programs_per_sm=programs_per_sm)
+def config(**fields: Any) -> LaunchConfig:
+    """A configuration: the defaults with ``fields`` changed."""
+    return LaunchConfig(**fields)
 
 
-def probes(kind: str, device: str = "cuda", inner: int = 1, split: bool = False) -> list[tuple[str, dict]]:
+def probes(kind: str, device: str = "cuda", inner: int = 1, split: bool = False) -> list[tuple[str, LaunchConfig]]:
     """Configurations that drive every code path of a generated kernel on the verifier's small shapes:
     whole rows with several rows per program and row tails; narrow chunks (many chunks, column tails)
     on a persistent grid. With ``inner`` > 1 (a reduced middle dim) also the column schedule, with tails
@@ -68,14 +71,14 @@ def probes(kind: str, device: str = "cuda", inner: int = 1, split: bool = False)
     There the chunks are 64 wide (still several per row, with tails, at the verifier's CPU widths of 100
     and more) and a program takes 8 rows: 15 times fewer loop steps there; the whole-row path is left to
     best.py's own verification."""
-    column = [("probe-column", {**config(one_pass=False, block=16, rows=16, warps=4, programs_per_sm=1),
-                                "column": True})] if kind == "rows" and inner > 1 else []
+    column = [("probe-column", config(one_pass=False, block=16, rows=16, warps=4, programs_per_sm=1, column=True))
+              ] if kind == "rows" and inner > 1 else []
     if kind == "rows" and split:  # parts of rows and their combine (at least 2 parts whatever the shape)
         cpu = device == "cpu"
-        column += [("probe-split", {**config(one_pass=False, block=CPU_PROBE_BLOCK if cpu else 16, rows=8 if cpu else 2,
-                                             warps=4), "split": 1})]
+        column += [("probe-split", config(one_pass=False, block=CPU_PROBE_BLOCK if cpu else 16, rows=8 if cpu else 2,
+                                          warps=4, split=1))]
         if inner > 1:
-            column += [("probe-column-split", {**column[0][1], "split": 1})]
+            column += [("probe-column-split", column[0][1].replace(split=1))]
     if device == "cpu":
         if kind == "pointwise":
             return [("probe-pointwise", config(block=1024, warps=4, programs_per_sm=1))]
@@ -111,7 +114,7 @@ def schedule(kind: str, n_rows: int, n_cols: int, inner: int = 1, split_ok: bool
     return "column" if column else "rows"
 
 
-def split_configs(n_cols: int, inner: int = 1) -> list[dict]:
+def split_configs(n_cols: int, inner: int = 1) -> list[LaunchConfig]:
     """Split schedule: ``split`` is the programs per SM the launcher aims at over rows x parts; each part
     loops over its share of the row ``block`` columns at a time (with ``inner`` > 1: the column tile, split
     over the reduced dim). Priors by reasoning, not measured: 16 programs per SM with 4096-wide chunks, so
@@ -119,27 +122,27 @@ def split_configs(n_cols: int, inner: int = 1) -> list[dict]:
     variance's second sweep over its part (see ``codegen.reductions.variance_pairs``) finds it in L2 while the
     programs in flight hold some tens of MiB."""
     if inner >= COLUMN_INNER:
-        return [{**cfg, "split": k} for cfg in column_configs(n_cols, inner)[:3] for k in (4, 8)]
+        return [cfg.replace(split=k) for cfg in column_configs(n_cols, inner)[:3] for k in (4, 8)]
     out = []
     for block, warps, per_sm in ((4096, 8, 16), (4096, 8, 32), (4096, 8, 4), (8192, 16, 8), (2048, 4, 32),
                                  (4096, 16, 16)):
-        cfg = {**config(one_pass=False, block=min(block, max(16, _next_pow2(n_cols))), rows=1, warps=warps),
-               "split": per_sm}
+        cfg = config(one_pass=False, block=min(block, max(16, _next_pow2(n_cols))), rows=1, warps=warps,
+                     split=per_sm)
         if cfg not in out:
             out.append(cfg)
     return out
 
 
-def accurate(cfg: dict, kind: str | None = None) -> dict | None:
+def accurate(cfg: LaunchConfig, kind: str | None = None) -> LaunchConfig | None:
     """The accurate form of ``cfg`` (compensated row sums), or None when it already is or when there is
     none (a pointwise kernel has no sums). For a probe that failed only on accuracy: the same code paths,
     summed so that long rows keep fp32's precision."""
-    if kind == "pointwise" or cfg.get("accurate"):
+    if kind == "pointwise" or cfg.accurate:
         return None
-    return {**cfg, "accurate": True}
+    return cfg.replace(accurate=True)
 
 
-def column_configs(n_cols: int, inner: int) -> list[dict]:
+def column_configs(n_cols: int, inner: int) -> list[LaunchConfig]:
     """Column schedule (``column``): a program takes one outer index and ``rows`` adjacent inner elements and
     loops over the reduced dim ``block`` at a time, so each load is ``rows`` contiguous elements. The
     rows kernel walks a reduced middle dim with a stride of ``inner`` instead (0.15-0.19x eager on an H200
@@ -149,25 +152,25 @@ def column_configs(n_cols: int, inner: int) -> list[dict]:
     out = []
     for rows, block, warps in ((128, 32, 8), (64, 64, 8), (256, 16, 8), (128, 16, 4), (64, 32, 4), (256, 32, 16)):
         rows = min(rows, width)
-        cfg = {**config(one_pass=False, block=min(block, max(16, _next_pow2(n_cols))), rows=rows, warps=warps),
-               "column": True}
+        cfg = config(one_pass=False, block=min(block, max(16, _next_pow2(n_cols))), rows=rows, warps=warps,
+                     column=True)
         if cfg not in out:
             out.append(cfg)
     return out
 
 
-def ranked(kind: str, n_rows: int, n_cols: int, inner: int = 1, split_ok: bool = False) -> list[dict]:
+def ranked(kind: str, n_rows: int, n_cols: int, inner: int = 1, split_ok: bool = False) -> list[LaunchConfig]:
     """Configurations for one bucket, prior first, without duplicates. ``inner``: the extent of the
     contiguous dims after the reduced ones; the bucket's :func:`schedule` leads (split, column), the
     other forms follow as variants for tuning to rank."""
-    out: list[dict] = []
+    out: list[LaunchConfig] = []
     lead = schedule(kind, n_rows, n_cols, inner, split_ok)
     if lead in ("split", "column-split"):
         out += split_configs(n_cols, inner)
     if kind == "rows" and inner >= COLUMN_INNER:
         out += column_configs(n_cols, inner)
 
-    def add(cfg: dict) -> None:
+    def add(cfg: LaunchConfig) -> None:
         if cfg not in out:
             out.append(cfg)
 
@@ -185,15 +188,15 @@ def ranked(kind: str, n_rows: int, n_cols: int, inner: int = 1, split_ok: bool =
         rows = max(1, min(16, 2048 // width))
         prior = config(one_pass=True, rows=rows, warps=_warps_for(rows * width))
         add(prior)
-        for warps in (prior["warps"] * 2, max(1, prior["warps"] // 2)):
+        for warps in (prior.warps * 2, max(1, prior.warps // 2)):
             if warps <= 32:
-                add({**prior, "warps": warps})
+                add(prior.replace(warps=warps))
         if rows > 1:
-            add({**prior, "rows": rows // 2})
-        add({**prior, "rows": rows * 2, "warps": _warps_for(rows * 2 * width)})
+            add(prior.replace(rows=rows // 2))
+        add(prior.replace(rows=rows * 2, warps=_warps_for(rows * 2 * width)))
         if many_rows:
-            add({**prior, "programs_per_sm": 4})
-            add({**prior, "programs_per_sm": 8})
+            add(prior.replace(programs_per_sm=4))
+            add(prior.replace(programs_per_sm=8))
     # looped variants: always available, needed past MAX_TILE, sometimes faster for wide rows
     if width > 2048:
         few_rows = n_rows < 512
@@ -202,14 +205,14 @@ def ranked(kind: str, n_rows: int, n_cols: int, inner: int = 1, split_ok: bool =
             if block < width:
                 add(config(one_pass=False, block=block, rows=1, warps=warps))
         for cfg in list(out):
-            if not cfg["one_pass"]:
-                add({**cfg, "stages": 3})
-                add({**cfg, "stages": 1})
+            if not cfg.one_pass:
+                add(cfg.replace(stages=3))
+                add(cfg.replace(stages=1))
         # softmax-shaped rows fold the sum of exp into the max's pass (online); the three-pass form is kept
         # as a variant: its speed against the online one is unmeasured
-        looped = [cfg for cfg in out if not cfg["one_pass"]]
+        looped = [cfg for cfg in out if not cfg.one_pass]
         if looped:
-            add({**looped[0], "online": False})
+            add(looped[0].replace(online=False))
     if not out:
         add(config(one_pass=True, rows=1, warps=4))
     if n_cols >= ACCURATE_COLS:

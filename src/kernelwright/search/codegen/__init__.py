@@ -19,6 +19,9 @@ scalars and ``ModelNew``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from kernelwright.search.capture import REDUCTIONS, Program
 from kernelwright.search.codegen.expressions import expression
 from kernelwright.search.codegen.launch import MAX_TILE, model_new, plan_section
@@ -26,13 +29,17 @@ from kernelwright.search.codegen.pointwise import pointwise
 from kernelwright.search.codegen.rows import Layout, rows
 from kernelwright.search.codegen.source import HEADER, TANH
 from kernelwright.search.codegen.staged import staged_launcher
+from kernelwright.search.config import LaunchConfig, as_config
 
 __all__ = ["MAX_TILE", "Layout", "expression", "generate", "splittable"]
 
 
-def generate(program: Program, configs: list[tuple[tuple[int, int], dict]], *, label: str = "") -> str:
-    """Source of a candidate whose launcher dispatches on (rows, cols) to the nearest bucket's config."""
-    split = any(cfg.get("split") for _, cfg in configs)
+def generate(program: Program, configs: list[tuple[tuple[int, int], LaunchConfig | Mapping[str, Any]]], *,
+             label: str = "") -> str:
+    """Source of a candidate whose launcher dispatches on (rows, cols) to the nearest bucket's config (a
+    stored dict is read with ``LaunchConfig.from_dict``)."""
+    configs = [(key, as_config(cfg)) for key, cfg in configs]
+    split = any(cfg.split for _, cfg in configs)
     if program.stages:
         parts = [rows(stage, suffix=f"_{i}", split=split) for i, stage in enumerate(program.stages)]
         kernel = "".join(k for k, _ in parts)

@@ -8,6 +8,7 @@ import re
 
 from kernelwright.search.capture import Node, Program, TensorSpec, Unsupported
 from kernelwright.search.codegen.expressions import live
+from kernelwright.search.config import LaunchConfig
 
 MAX_TILE = 32768  # elements of one row held in registers by a one-pass program
 
@@ -73,11 +74,13 @@ def launcher_params(program: Program) -> list[str]:
 # -- launch plan and ModelNew ------------------------------------------------------------------------
 
 
-def _config_literal(cfg: dict) -> str:
-    return "dict(" + ", ".join(f"{k}={cfg[k]!r}" for k in sorted(cfg)) + ")"
+def _config_literal(cfg: LaunchConfig) -> str:
+    # the stored dict's form: the kernel reads an optional field with config.get(name, default)
+    fields = cfg.as_dict()
+    return "dict(" + ", ".join(f"{k}={fields[k]!r}" for k in sorted(fields)) + ")"
 
 
-def plan_section(program: Program, configs, label: str) -> str:
+def plan_section(program: Program, configs: list[tuple[tuple[int, int], LaunchConfig]], label: str) -> str:
     table = ",\n".join(f"    (({r}, {c}), {_config_literal(cfg)})" for (r, c), cfg in configs)
     tile = '''
 
