@@ -677,3 +677,31 @@ def test_every_config_the_run_stores_reads_back_as_it_was_written(tmp_path, monk
     assert len(stored) >= 2 + 3 * len(result.buckets)  # probes, and each round's table
     for cfg in stored:
         assert isinstance(cfg, dict) and LaunchConfig.from_dict(cfg).as_dict() == cfg
+
+
+FIXED_WIDTH_TASK = """import torch
+tokens = 50
+hidden = 64
+class Model(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.ones(64))
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.weight
+def get_inputs():
+    return [torch.rand(tokens, hidden)]
+def get_init_inputs():
+    return []
+"""
+
+
+def test_the_run_says_which_shape_relation_it_inferred(tmp_path):
+    from kernelwright.run import optimize
+
+    task = tmp_path / "fixed_width_norm.py"
+    task.write_text(FIXED_WIDTH_TASK)  # the weight's 64 is no knob: hidden must stay 64
+    heard = []
+    result = optimize(str(task), out=tmp_path / "run", device="cpu", minutes=2, report=heard.append)
+    relation = result.verdict["shape_relations"]
+    assert "`hidden` at 64" in relation and relation in heard
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["verdict"]["shape_relations"] == relation

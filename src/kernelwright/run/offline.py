@@ -712,6 +712,8 @@ def run_offline(task: Task, *, device: str, out: Path, budget: int | None, minut
         budget = 0  # the interpreter's timings mean nothing: no tuning by time
     report(f"capturing {task.name}: Model.forward → ATen graph")
     prep = prepare(task, device)
+    if prep.program.shape_relations:  # the shapes it will draw keep what the task's Model needs
+        report(prep.program.shape_relations)
     run_dir = RunDir(out)
     plan = {"schema": "kernelwright.tuning_plan/1", "task": task.name, "task_path": str(task.path),
             "agent": "offline", "device": device, "budget": budget, "time_budget_s": limit_s, "dtype": prep.dtype,
@@ -737,6 +739,8 @@ def run_offline(task: Task, *, device: str, out: Path, budget: int | None, minut
         if offline.notes and result.accepted:
             result.verdict["notes"] = offline.notes
             result.verdict["sentence"] += "; " + "; ".join(offline.notes)
+        if prep.program.shape_relations:
+            result.verdict["shape_relations"] = prep.program.shape_relations
         run_dir.write_json("summary.json", result.as_json())
         ledger.close("finished" if result.accepted else "failed")
     return result
