@@ -80,6 +80,12 @@ def _fail_usage(exc: KernelwrightError) -> None:
     raise typer.Exit(2)
 
 
+# the executor's options, for every command whose units it runs (eval's units, autopilot's targets)
+EXECUTOR_HELP = ("where units run: local (slots on this host) or ray[:ADDRESS] (a Ray cluster; "
+                 "pip install 'kernelwright\\[ray]')")
+GPUS_HELP = "local executor: the GPUs to use, e.g. 0,1 (default every visible GPU); each unit is pinned to one"
+WORKERS_HELP = ("local executor: units at once (default one per GPU, 1 on the CPU); extra workers share GPUs, their "
+                "benchmarks take turns")
 WIDE_HELP = "the full table even when it is wider than the terminal (default: one block per row when narrow)"
 
 
@@ -492,12 +498,9 @@ def autopilot(
     layers: Optional[int] = typer.Option(None, help="override the number of decoder layers"),
     dtype: Optional[str] = typer.Option(None, help="bfloat16 (GPU default), float16 or float32 (CPU default)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON (schema kernelwright.autopilot/1)"),
-    executor: str = typer.Option("local", help="where the targets' optimize runs go: local (slots on this host) or "
-                                               "ray[:ADDRESS] (pip install 'kernelwright\\[ray]')"),
-    gpus: Optional[str] = typer.Option(None, help="local executor: the GPUs to use, e.g. 0,1 (default every visible "
-                                                  "GPU); targets run side by side, one pinned GPU each"),
-    workers: Optional[int] = typer.Option(None, help="local executor: targets at once (default one per GPU, 1 on "
-                                                     "the CPU)"),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
+    gpus: Optional[str] = typer.Option(None, help=GPUS_HELP),
+    workers: Optional[int] = typer.Option(None, help=WORKERS_HELP),
 ) -> None:
     """Profile a model, turn its top memory-bound modules into tasks, optimize them, package the kernels that beat
     their fastest baseline, kernelize the model with all of them and compare the end-to-end speedup with Amdahl's
@@ -540,12 +543,9 @@ def eval_(
                                                          "unknown, by FLOPs per byte (repeatable)"),
     max_dollars: Optional[float] = typer.Option(None, help="start no unit once the recorded cost reaches this many "
                                                            "dollars (the rest are listed as skipped-for-budget)"),
-    executor: str = typer.Option("local", help="where units run: local (slots on this host) or ray[:ADDRESS] (a Ray "
-                                               "cluster; pip install 'kernelwright\\[ray]')"),
-    gpus: Optional[str] = typer.Option(None, help="local executor: the GPUs to use, e.g. 0,1 (default every visible "
-                                                  "GPU); each unit is pinned to one"),
-    workers: Optional[int] = typer.Option(None, help="local executor: units at once (default one per GPU, 1 on the "
-                                                     "CPU); extra workers share GPUs, their benchmarks take turns"),
+    executor: str = typer.Option("local", help=EXECUTOR_HELP),
+    gpus: Optional[str] = typer.Option(None, help=GPUS_HELP),
+    workers: Optional[int] = typer.Option(None, help=WORKERS_HELP),
     as_json: bool = typer.Option(False, "--json", help="print results.json (schema kernelwright.eval/1)"),
     wide: bool = typer.Option(False, "--wide", help=WIDE_HELP),
 ) -> None:
