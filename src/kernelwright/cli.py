@@ -502,7 +502,7 @@ def autopilot(
     gpus: Optional[str] = typer.Option(None, help=GPUS_HELP),
     workers: Optional[int] = typer.Option(None, help=WORKERS_HELP),
 ) -> None:
-    """Profile a model, turn its top memory-bound modules into tasks, optimize them, package the kernels that beat
+    """Profile a model, turn its top memory-bound modules and modeling functions into tasks, optimize them, package the kernels that beat
     their fastest baseline, kernelize the model with all of them and compare the end-to-end speedup with Amdahl's
     prediction; writes OUT/autopilot.md. Exit 0, 1 logits mismatch, 2 usage error."""
     from kernelwright.profile.autopilot import autopilot as run_autopilot

@@ -219,6 +219,8 @@ def test_the_poison_pool_stays_within_the_memory_target_for_large_inputs():
     # inputs + their clones + the pool: at most 3x the inputs (plus the 64-MB slack) on a large case, which
     # leaves one input's worth under the 4x target for what else is live during a call
     assert 2 * large + poison_pool_bytes(large) <= 3 * large + (64 << 20)
+    sizes = [n << 20 for n in range(1, 4096, 37)]  # a larger input never gets a smaller pool
+    assert all(poison_pool_bytes(a) <= poison_pool_bytes(b) for a, b in zip(sizes, sizes[1:]))
 
 
 def test_the_scratch_is_removed_when_the_run_ends_by_an_exception(tmp_path, monkeypatch):

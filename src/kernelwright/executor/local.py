@@ -44,8 +44,8 @@ def visible_gpus() -> list[str]:
 
 
 def parse_gpus(text: str | None, device: str) -> list[str]:
-    """``--gpus 0,2`` (indices among the visible GPUs) as pins; default every visible GPU, or the one
-    ``--device cuda:N`` names."""
+    """``--gpus 0,2`` (indices among the visible GPUs) as pins; default every visible GPU, whatever ``cuda:N``
+    the command itself runs on (``--gpus N`` keeps the units on one)."""
     visible = visible_gpus()
     if not device.startswith("cuda"):
         if text:

@@ -6,6 +6,11 @@ the same GPU during a timed region changes the number. ``timing_lock(device)`` i
 process is pinned, its index otherwise), so a worker pinned to GPU 3 and an unpinned one timing
 ``cuda:3`` wait for each other. The kernel releases a flock when its holder dies: a killed worker
 never leaves a GPU locked. On the CPU (interpreter timings mean nothing) there is no lock.
+
+Correctness runs hold the lock shared. So that a stream of them, each starting before the last ends, cannot
+keep a benchmark waiting forever, every holder first passes a gate (a second flock): a benchmark keeps the
+gate while it waits for the GPU, and no new correctness run gets in ahead of it. Never ask for the lock
+while holding it (flock counts each open as another holder: that waits forever).
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,9 +48,9 @@ def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent:
               only: set[str] | None = None, executor: str = "local", gpus: str | None = None,
               workers: int | None = None, progress=None) -> AutopilotResult:
     """Run every stage into ``out`` (the same ``out`` resumes). ``minutes``: the whole optimize budget, split
-    evenly over the targets, which run side by side on the executor's slots (one per GPU by default: with
-    two slots and four targets each gets half the budget; default: optimize's own per target). ``only``: the
-    module classes to target."""
+    over the waves in which the targets run side by side on the executor's slots (one per GPU by default: with
+    two slots and three targets each gets half the budget; default: optimize's own per target). ``only``: the
+    module classes or modeling functions to target."""
     if top < 1:
         raise UsageError(f"--top must be at least 1, got {top}.")
     if minutes is not None and minutes <= 0:
@@ -71,6 +70,10 @@ def autopilot(model: str = "qwen3", size: str = "small", *, top: int = 3, agent:
         warnings.simplefilter("ignore", FutureWarning)
         profile = _profile(model, size, top=top, device=device, out=out, phase=phase, seq=seq, layers=layers,
                            dtype=dtype, only=only, say=say)
+        if device.startswith("cuda"):  # the profiled model's cached memory, back to the optimize runs' workers
+            import torch
+
+            torch.cuda.empty_cache()
         state = _load_state(out)
         tasks = sorted((out / "tasks").glob("*.py"))
         if not tasks:
@@ -142,15 +145,15 @@ def _optimize_all(state: dict, tasks: list[Path], *, agent, minutes, device, out
     """Optimize every target not yet optimized, side by side on the executor (each target one unit, stored
     in ``out/units`` as it finishes); a note for each unit that did not finish (a dead worker: no verdict,
     redone by the next run of the same ``out``)."""
-    from kernelwright.executor import UnitStore, Work, execute, make_executor
+    from kernelwright.executor import ERROR, UnitStore, Work, execute, make_executor
 
-    pending = [t for t in tasks if "optimize" not in state[t.stem]]
+    pending = [t for t in tasks if "optimize" not in state[t.stem] and "decision" not in state[t.stem]]
     store = UnitStore(out / "units")
     finished = {}
     if pending:
         pool = make_executor(executor, device=device, gpus=gpus, workers=workers)
-        side_by_side = min(pool.capacity(), len(tasks))
-        per_task = minutes * side_by_side / len(tasks) if minutes else None
+        waves = math.ceil(len(tasks) / pool.capacity())  # three targets on two slots run in two waves
+        per_task = minutes / waves if minutes else None
         works = [Work(t.stem, "kernelwright.profile.autopilot:optimize_target",
                       {"task": str(t), "agent": agent, "minutes": per_task, "device": pool.unit_device(device)},
                       out / "runs" / t.stem, files=("task",), log=out / "logs" / f"{t.stem}.log") for t in pending]
@@ -163,6 +166,10 @@ def _optimize_all(state: dict, tasks: list[Path], *, agent, minutes, device, out
     for task in pending:
         if store.has(task.stem):
             state[task.stem].update(store.load(task.stem))
+        elif finished.get(task.stem) is not None and finished[task.stem].failure == ERROR:
+            # kernelwright's own refusal or error (a task that cannot fit, a Model that raises): a rerun would
+            # end the same way, so it is a decision, not a retry
+            state[task.stem].update(decision="left out", why=f"optimize failed: {finished[task.stem].message}")
         else:
             done = finished.get(task.stem)
             why = f"{done.failure} failure: {done.message}" if done is not None else "never run"

@@ -45,7 +45,8 @@ def _targets_section(result: dict[str, Any]) -> str:
     for t in result.get("targets") or []:
         run = t.get("optimize") or {}
         decision = t.get("decision", "not finished") + (f": {t['why']}" if t.get("why") else "")
-        css = "ok" if t.get("decision") == "shipped" else "bad" if t.get("decision") else "skip"
+        css = ("ok" if t.get("decision") in ("shipped", "packaged, not kernelized")
+               else "bad" if t.get("decision") else "skip")
         rows.append("".join([text(Path(t["task"]).name), text(t.get("module_class")), num(t.get("share"), "pct"),
                              text(run.get("sentence") or run.get("message") or "–"),
                              num(run.get("speedup_vs_eager"), "x"), text(decision, css)]))

@@ -64,7 +64,8 @@ def _render_targets(console: Console, result: dict[str, Any], top: int, wide: bo
     columns = ["module class", "calls", "ms", "share", "bytes", "GB/s", "% roofline", "bound", "saved ms", "model ×",
                "ops"]
     rows = [[escape(str(v)) for v in (
-        t["module_class"], t["calls"], f"{t['time_ms']:.3f}", _pct(t["share"]), _bytes(t["bytes"]), f"{t['gbps']:.1f}",
+        t["module_class"], t["calls"], f"{t['time_ms']:.3f}", _pct(t["share"]),
+        "–" if t["bound"] == "unknown" else _bytes(t["bytes"]), f"{t['gbps']:.1f}",
         _pct(t["fraction_of_roofline"]), t["bound"], f"{t['savings_ms']:.3f}", f"{t['speedup_if_roofline']:.3f}",
         ", ".join(t["ops"][:4]) + (" ..." if len(t["ops"]) > 4 else ""))] for t in result["targets"][:top]]
     render(console, "targets: each module class (or modeling function) with its own ops fused", columns, rows,

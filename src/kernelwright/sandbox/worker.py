@@ -162,18 +162,18 @@ def _build_model(model_new_cls, case: dict, device: str):
 
 
 POOL_FACTOR_SMALL, POOL_FACTOR_LARGE = 4, 1
-LARGE_INPUTS = 1 << 30
+POOL_CAP = 1 << 30  # past it, the pool grows only as the inputs do
 
 
 def poison_pool_bytes(input_bytes: int) -> int:
-    """How much memory to NaN-fill before a call: room for outputs and workspace several times the inputs
-    on small cases, once the inputs past 1 GiB. torch.empty* is NaN-filled anyway (fill_uninitialized_memory);
+    """How much memory to NaN-fill before a call: room for outputs and workspace four times the inputs on
+    small cases, up to a 1-GiB pool, then one input's worth. torch.empty* is NaN-filled anyway (fill_uninitialized_memory);
     the pool is the second line, for blocks the allocator hands out otherwise. On an H200 a 4x pool made the
     worker's peak 6x a 8.6-GB task's bytes (KernelBench 49_Max) and a 2x pool 4.25x (47-53: the outputs' early
     copies, the previous call's outputs and the drawing's temporaries come on top of inputs + clones + pool),
     so past 1 GiB the pool is one input's worth."""
-    factor = POOL_FACTOR_SMALL if input_bytes < LARGE_INPUTS else POOL_FACTOR_LARGE
-    return factor * input_bytes + (64 << 20)
+    # never smaller for larger inputs
+    return max(POOL_FACTOR_LARGE * input_bytes, min(POOL_FACTOR_SMALL * input_bytes, POOL_CAP)) + (64 << 20)
 
 
 def _poison_device_memory(device: str, nbytes: int) -> None:

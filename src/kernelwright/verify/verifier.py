@@ -150,6 +150,13 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
             return result
 
     def attempt(shared: bool) -> VerifyResult:
+        if device.startswith("cuda"):  # what an earlier attempt left cached here is the worker's to use
+            import gc
+
+            import torch
+
+            gc.collect()
+            torch.cuda.empty_cache()
         memory.reset_peak(device)
         fresh = copy.deepcopy(result)
         # eager timings, the candidate's process and the judging are all GPU work: none beside a timing
@@ -176,8 +183,8 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
         # Other processes' memory may have caused it: once more with the GPU's lock held exclusively (no other
         # kernelwright work on that GPU), so only an out-of-memory on a GPU of its own rejects a candidate.
         checked = attempt(shared=False)
-        checked.notes.append("ran out of GPU memory while other kernelwright processes shared the GPU; "
-                             "verified again with the GPU to itself")
+        checked.notes.append("ran out of GPU memory (other kernelwright work may have shared the GPU); verified "
+                             "again with the GPU to itself")
     if any(f["check"] == "parent_out_of_memory" for f in checked.failures):
         # the fit check estimates; a Model whose own temporaries are many times its outputs can still not fit
         raise UsageError(memory.does_not_fit(task_obj.name, checked.memory.get("task_bytes") or 0,
