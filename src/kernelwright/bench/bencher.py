@@ -37,7 +37,7 @@ from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import fit_budget
 from kernelwright.tasks.task import candidate_file, Task, load_task
-from kernelwright.verify import checks, memory, tolerance
+from kernelwright.verify import memory, tolerance
 from kernelwright.verify.inputs import build_case
 from kernelwright.verify.verifier import HOST_JUDGE_BYTES, judge_outputs
 

@@ -4,7 +4,6 @@ its ops by what the model would gain if each ran at the measured roofline."""
 from __future__ import annotations
 
 import json
-import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path

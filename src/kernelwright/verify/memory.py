@@ -9,7 +9,6 @@ and a NaN-filled pool; the parent judges a benchmark-size case from the host, sl
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 from kernelwright.bench.roofline import tensor_bytes  # noqa: F401 -- memory.tensor_bytes, as callers know it
 from kernelwright.errors import UsageError
