@@ -1,6 +1,8 @@
 import threading
 import time
 
+import pytest
+
 from kernelwright.executor.timing import physical_gpu, timing_lock
 
 
@@ -77,3 +79,15 @@ def test_a_stream_of_overlapping_correctness_runs_does_not_starve_a_timing(tmp_p
     for t in threads:
         t.join()
     assert waited and waited[0] < 1.0  # it got the GPU after the holders of the moment, not after the stream
+
+
+def test_asking_again_for_a_held_gpu_raises_instead_of_waiting_forever(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERNELWRIGHT_LOCK_DIR", str(tmp_path))
+    with timing_lock("cuda:0", shared=True):
+        with pytest.raises(RuntimeError, match="would wait forever"):
+            with timing_lock("cuda:0"):
+                pass
+        with timing_lock("cuda:1"):  # another GPU is another lock
+            pass
+    with timing_lock("cuda:0"):  # released: free again
+        pass

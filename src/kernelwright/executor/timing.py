@@ -19,12 +19,14 @@ import fcntl
 import os
 import re
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
 LOCK_DIR_ENV = "KERNELWRIGHT_LOCK_DIR"
+_held = threading.local()  # the GPUs whose lock this thread holds
 
 
 def lock_dir() -> Path:
@@ -53,6 +55,9 @@ def timing_lock(device: str, *, shared: bool = False) -> Iterator[float]:
     if gpu is None:
         yield 0.0
         return
+    held = _held.__dict__.setdefault("gpus", set())
+    if gpu in held:  # a second open of the same file would wait for the first, held by this very thread
+        raise RuntimeError(f"timing_lock for GPU {gpu} asked for while this thread holds it: it would wait forever")
     path = lock_dir() / f"gpu-{re.sub(r'[^A-Za-z0-9_.-]', '_', gpu)}.lock"
     started = time.monotonic()
     # Shared holders that keep overlapping would starve a benchmark forever (flock favours no one): every
@@ -63,7 +68,9 @@ def timing_lock(device: str, *, shared: bool = False) -> Iterator[float]:
             fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
         finally:
             fcntl.flock(gate, fcntl.LOCK_UN)
+        held.add(gpu)
         try:
             yield time.monotonic() - started
         finally:
+            held.discard(gpu)
             fcntl.flock(handle, fcntl.LOCK_UN)

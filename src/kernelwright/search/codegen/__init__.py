@@ -25,8 +25,8 @@ from typing import Any
 from kernelwright.search.capture import REDUCTIONS, Program
 from kernelwright.search.codegen.expressions import expression
 from kernelwright.search.codegen.launch import MAX_TILE, model_new, plan_section
-from kernelwright.search.codegen.pointwise import pointwise
-from kernelwright.search.codegen.rows import Layout, rows
+from kernelwright.search.codegen.pointwise import pointwise_source
+from kernelwright.search.codegen.rows import Layout, rows_source
 from kernelwright.search.codegen.source import HEADER, TANH
 from kernelwright.search.codegen.staged import staged_launcher
 from kernelwright.search.config import LaunchConfig, as_config
@@ -41,13 +41,13 @@ def generate(program: Program, configs: list[tuple[tuple[int, int], LaunchConfig
     configs = [(key, as_config(cfg)) for key, cfg in configs]
     split = any(cfg.split for _, cfg in configs)
     if program.stages:
-        parts = [rows(stage, suffix=f"_{i}", split=split) for i, stage in enumerate(program.stages)]
+        parts = [rows_source(stage, suffix=f"_{i}", split=split) for i, stage in enumerate(program.stages)]
         kernel = "".join(k for k, _ in parts)
         launcher = "".join(launch for _, launch in parts) + staged_launcher(program)
     elif program.kind == "pointwise":
-        kernel, launcher = pointwise(program)
+        kernel, launcher = pointwise_source(program)
     else:
-        kernel, launcher = rows(program, split=split)
+        kernel, launcher = rows_source(program, split=split)
     ops = ", ".join(o.replace("aten.", "") for o in program.ops) or "none"
     parts = [HEADER.format(task=program.task, kind=program.kind, ops=ops)]
     if "_tanh(" in kernel:

@@ -9,7 +9,7 @@ from kernelwright.search.codegen.launch import launcher_params, numel_values, nu
 from kernelwright.search.codegen.source import indent
 
 
-def pointwise(program: Program) -> tuple[str, str]:
+def pointwise_source(program: Program) -> tuple[str, str]:
     """(kernel, launcher) of a pointwise program."""
     return _kernel(program), _launcher(program)
 

@@ -52,7 +52,7 @@ class Layout:
         return list(range(self.d + self.width, self.rank))
 
 
-def rows(program: Program, suffix: str = "", split: bool = False) -> tuple[str, str]:
+def rows_source(program: Program, suffix: str = "", split: bool = False) -> tuple[str, str]:
     """(kernels, launcher) of a rows program: the rows kernel, with ``split`` the split kernel too, and
     ``fused{suffix}``, which launches them."""
     graph = RowGraph(program)
