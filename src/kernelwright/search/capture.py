@@ -2,27 +2,24 @@
 (:mod:`.trace`), lowered to the IR (:mod:`.lowering`, types in :mod:`.ir`) and split into stages where it
 reduces over more than one block of dims (:mod:`.staging`).
 
-This module is the entry point (:func:`capture`, :func:`describe`) and re-exports the names other modules
-import from it.
+This module is the entry point (:func:`capture`, :func:`describe`) and re-exports the few names its callers
+import from it; the IR's types live in :mod:`.ir`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from kernelwright.search.ir import (POINTWISE_BINARY, POINTWISE_UNARY, REDUCTIONS, Const, Dtype, Kind, Node, Op,
-                                    Program, Source, TensorSpec, Unsupported)
-from kernelwright.search.lowering import COVERS, CONTRACTIONS, VIEWS, lower, outside_family
-from kernelwright.search.staging import split_stages, stage
-from kernelwright.search.trace import (CAPTURE_SIZES, REAL_TRACE_ELEMENTS, capture_shape, distinct_sizes,
-                                       init_constants, init_params, signature, size_constants, trace,
-                                       trace_or_refuse)
+from kernelwright.search.ir import REDUCTIONS, Const, Program, Unsupported
+from kernelwright.search.lowering import COVERS, lower, outside_family
+from kernelwright.search.staging import stage
+from kernelwright.search.trace import (CAPTURE_SIZES, capture_shape, distinct_sizes, init_constants, init_params,
+                                       signature, size_constants, trace, trace_or_refuse)
 from kernelwright.tasks.knobs import relations
 from kernelwright.tasks.task import Task
 
-__all__ = ["CAPTURE_SIZES", "CONTRACTIONS", "COVERS", "POINTWISE_BINARY", "POINTWISE_UNARY", "REAL_TRACE_ELEMENTS",
-           "REDUCTIONS", "VIEWS", "Const", "Dtype", "Kind", "Node", "Op", "Program", "Source", "TensorSpec",
-           "Unsupported", "capture", "capture_shape", "describe", "split_stages", "trace"]
+__all__ = ["CAPTURE_SIZES", "COVERS", "Const", "Program", "Unsupported", "capture", "capture_shape", "describe",
+           "trace"]
 
 
 def capture(task: Task) -> Program:

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from kernelwright.search.capture import REDUCTIONS, Program
+from kernelwright.search.ir import REDUCTIONS, Program
 from kernelwright.search.codegen.expressions import expression
 from kernelwright.search.codegen.launch import MAX_TILE, model_new, plan_section
 from kernelwright.search.codegen.pointwise import pointwise_source

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kernelwright.search.capture import Const, Node, Program, Unsupported
+from kernelwright.search.ir import Const, Node, Program, Unsupported
 
 
 def literal(value) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from kernelwright.search.capture import Node, Program, TensorSpec, Unsupported
+from kernelwright.search.ir import Node, Program, TensorSpec, Unsupported
 from kernelwright.search.codegen.expressions import live
 from kernelwright.search.config import LaunchConfig
 

@@ -3,7 +3,7 @@ the elements, BLOCK at a time."""
 
 from __future__ import annotations
 
-from kernelwright.search.capture import Program
+from kernelwright.search.ir import Program
 from kernelwright.search.codegen.expressions import Emitter, live, load_suffix, ref_pointer
 from kernelwright.search.codegen.launch import launcher_params, numel_values, numels, torch_dtype
 from kernelwright.search.codegen.source import indent

@@ -3,7 +3,7 @@ step, the online max/sum-exp pair, and the split kernel's combine of every part'
 
 from __future__ import annotations
 
-from kernelwright.search.capture import Node
+from kernelwright.search.ir import Node
 
 # what a masked-off lane contributes to each reduction
 IDENTITY = {"sum": "0.0", "max": 'float("-inf")', "min": 'float("inf")', "argmax": 'float("-inf")',

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kernelwright.search.capture import REDUCTIONS, Node, Program, TensorSpec, Unsupported
+from kernelwright.search.ir import REDUCTIONS, Node, Program, TensorSpec, Unsupported
 from kernelwright.search.codegen.expressions import Emitter, live, load_suffix, ref_pointer
 from kernelwright.search.codegen.launch import launcher_params, numel_values, numels, torch_dtype
 from kernelwright.search.codegen.reductions import (IDENTITY, combine, combine_variance, lane_final, lane_init,

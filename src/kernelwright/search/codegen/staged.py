@@ -3,7 +3,7 @@ into stages, each a rows kernel of its own; ``fused`` calls their launchers in o
 
 from __future__ import annotations
 
-from kernelwright.search.capture import Program
+from kernelwright.search.ir import Program
 from kernelwright.search.codegen.launch import launcher_params, numel_values
 from kernelwright.search.codegen.source import indent
 
