@@ -91,3 +91,28 @@ def test_asking_again_for_a_held_gpu_raises_instead_of_waiting_forever(tmp_path,
             pass
     with timing_lock("cuda:0"):  # released: free again
         pass
+
+
+def test_a_wait_with_a_deadline_ends_in_gpu_busy_and_leaves_the_lock_to_its_holder(tmp_path, monkeypatch):
+    from kernelwright.executor.timing import GpuBusy
+
+    monkeypatch.setenv("KERNELWRIGHT_LOCK_DIR", str(tmp_path))
+    holding, release = threading.Event(), threading.Event()
+
+    def bench():
+        with timing_lock("cuda:0"):
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=bench)
+    holder.start()
+    holding.wait(10)
+    started = time.monotonic()
+    with pytest.raises(GpuBusy, match="GPU 0 stayed busy"):
+        with timing_lock("cuda:0", shared=True, deadline=started + 0.3):
+            pass
+    assert 0.25 <= time.monotonic() - started < 2.0
+    release.set()
+    holder.join()
+    with timing_lock("cuda:0", shared=True, deadline=time.monotonic() + 5) as waited:  # free again: no wait
+        assert waited < 1.0

@@ -705,3 +705,16 @@ def test_the_run_says_which_shape_relation_it_inferred(tmp_path):
     relation = result.verdict["shape_relations"]
     assert "`hidden` at 64" in relation and relation in heard
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["verdict"]["shape_relations"] == relation
+
+
+def test_the_budget_gives_each_evaluation_a_deadline_for_its_gpu_waits_too():
+    from kernelwright.run.offline import MARGIN, Clock
+    from kernelwright.sandbox.runner import Limits
+
+    base = Limits(timeout_s=600)
+    clock = Clock(started=time.monotonic(), limit_s=100.0)
+    limits = clock.limits(base, keep_s=30.0)
+    allowed = 100.0 - 30.0 + MARGIN * 100.0
+    assert limits.timeout_s == pytest.approx(allowed, abs=0.5)
+    assert limits.deadline == pytest.approx(time.monotonic() + allowed, abs=0.5)
+    assert Clock(started=time.monotonic(), limit_s=None).limits(base) is base  # no budget, no deadline

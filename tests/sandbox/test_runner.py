@@ -256,3 +256,37 @@ def test_inputs_the_worker_draws_leave_its_random_state_as_it_was():
     again = draw(spec)
     assert torch.equal(torch.rand(3), expected)
     assert torch.equal(first[0], again[0])  # the same input set from the same arguments
+
+
+def test_a_deadline_shortens_the_whole_process_limit_of_a_worker_started_late(tmp_path):
+    assert Limits(timeout_s=60).timeout_from(time.monotonic()) == 60
+    now = time.monotonic()
+    assert Limits(timeout_s=60, deadline=now + 5).timeout_from(now) == pytest.approx(5)
+    assert Limits(timeout_s=60, deadline=now - 1).timeout_from(now) == 0.0
+    path = tmp_path / "candidate.py"
+    path.write_text(CANDIDATE_HEADER + MODEL.format(body="import time; time.sleep(30)"))
+    case = {"id": "c0", "seed": 1, "dtype": "float32", "init_inputs": [], "state_dict": {},
+            "inputs": [__import__("torch").randn(4, 4)], "repeat": 1}
+    started = time.monotonic()
+    outcome = run_worker({"mode": "run", "candidate": str(path), "cases": [case]}, device="cpu",
+                         limits=Limits(timeout_s=120, deadline=started + 4))
+    assert outcome.reason == "timeout" and outcome.extra["timeout_limit"] == "process"
+    assert time.monotonic() - started < 20
+
+
+def test_mutation_checks_compare_large_tensors_slice_by_slice_and_see_every_difference(monkeypatch):
+    import torch
+
+    from kernelwright.sandbox import worker
+
+    monkeypatch.setattr(worker, "COMPARE_CHUNK", 7)
+    a = torch.arange(50, dtype=torch.float32)
+    a[[3, 20, 49]] = float("nan")
+    assert worker._bitwise_equal(a, a.clone())
+    for where in (0, 20, 49):  # the first slice, a NaN in a middle slice, the last (short) slice
+        b = a.clone()
+        b[where] = 1.5
+        assert not worker._bitwise_equal(a, b), where
+    assert not worker._bitwise_equal(a, a[:49].clone())
+    strided = torch.arange(100, dtype=torch.float32)[::2]  # not contiguous: compared whole
+    assert worker._bitwise_equal(strided, strided.clone()) and not worker._bitwise_equal(strided, strided + 1)

@@ -170,3 +170,29 @@ def test_input_sets_drawn_on_the_device_are_drawn_again_by_the_worker(monkeypatc
     assert job_tensor_bytes([c["inputs"] for c in jobs[0]["cases"]]) == 0
     cached = verify("rmsnorm", FIXTURES.parent / "corpus" / "cheat_cache_by_pointer.py", device="cpu", shapes=3, seed=5)
     assert not cached.accepted
+
+
+def test_a_gpu_busy_past_the_budget_is_a_budget_cut_not_a_rejection(monkeypatch):
+    import contextlib
+    import time
+
+    from kernelwright.executor.timing import GpuBusy
+    from kernelwright.run.offline import cut_by_budget
+    from kernelwright.sandbox.runner import Limits
+    from kernelwright.verify import verifier
+
+    seen = []
+
+    @contextlib.contextmanager
+    def busy(device, *, shared=False, deadline=None):
+        seen.append(deadline)
+        raise GpuBusy("0", 12.0)
+        yield
+
+    monkeypatch.setattr(verifier, "timing_lock", busy)
+    limits = Limits(timeout_s=100, deadline=time.monotonic() + 100)
+    data = verify("rmsnorm", EXAMPLES / "rmsnorm.py", device="cpu", shapes=1, limits=limits).as_json()
+    assert seen == [limits.deadline] and not data["accepted"]
+    assert [(f["check"], f["limit"]) for f in data["failures"]] == [("timeout", "budget")]
+    assert "GPU 0 stayed busy" in data["failures"][0]["message"]
+    assert cut_by_budget(data, limits, Limits(timeout_s=600))  # the run retries it, it is not the kernel's fault

@@ -32,7 +32,7 @@ from typing import Any
 
 from kernelwright.bench import baselines, roofline
 from kernelwright.errors import UsageError
-from kernelwright.executor.timing import timing_lock
+from kernelwright.executor.timing import GpuBusy, timing_lock
 from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import fit_budget
@@ -115,18 +115,31 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
     if device == "cpu":
         shapes = [fit_budget(task_obj, s, CPU_BUDGET) for s in shapes]
     result = BenchResult(task_obj.name, str(candidate_path.resolve()), device, describe(device))
+    try:
+        _measure(result, task_obj, candidate_path, device=device, shapes=shapes, dtype=dtype, limits=limits,
+                 warmup_ms=warmup_ms, rep_ms=rep_ms, kinds=kinds, progress=progress, started=started)
+    except GpuBusy as exc:  # the time budget ran out waiting for the GPU: no verdict on the candidate
+        result.failures.append({"check": "timeout", "message": f"not benchmarked: {exc}", "limit": "budget"})
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _measure(result: BenchResult, task_obj: Task, candidate_path: Path, *, device: str, shapes: list[dict], dtype: str,
+             limits: Limits, warmup_ms: float, rep_ms: float, kinds, progress, started: float) -> None:
+    """Ceilings, the bench worker and the re-check of its outputs, into ``result``."""
     ceilings = None
     if device.startswith("cuda"):
         from kernelwright.bench.device import profile
 
-        with timing_lock(device):  # measured ceilings are timings too
+        with timing_lock(device, deadline=limits.deadline):  # measured ceilings are timings too
             ceilings = profile(device)
         result.ceilings = {"copy_gbps": ceilings.copy_gbps, "read_gbps": ceilings.read_gbps,
                            "matmul_tflops": ceilings.matmul_tflops}
     result.phases["ceilings"] = time.monotonic() - started
     plan = [{"id": f"shape-{i}", "knobs": s, "dtype": dtype, "seeds": [secrets.randbits(31) for _ in range(8)],
              "check_seed": secrets.randbits(31)} for i, s in enumerate(shapes)]
-    with timing_lock(device):  # no other kernelwright process times on this GPU meanwhile (executor/timing.py)
+    # no other kernelwright process times on this GPU meanwhile (executor/timing.py)
+    with timing_lock(device, deadline=limits.deadline):
         outcome = run_worker({"mode": "bench", "candidate": str(candidate_path.resolve()),
                               "task": str(task_obj.path), "shapes": plan, "warmup_ms": warmup_ms, "rep_ms": rep_ms,
                               "baselines": kinds}, device=device, limits=limits, progress=progress,
@@ -136,18 +149,16 @@ def bench(task: str | Path, candidate: str | Path, *, device: str = "cuda", shap
         limit = {"limit": outcome.extra["timeout_limit"]} if outcome.extra.get("timeout_limit") else {}
         result.failures.append({"check": outcome.reason, "message": outcome.message, **limit})
         result.log_tail = outcome.log_tail
-        result.seconds = time.monotonic() - started
-        return result
+        return
     outputs = load_result(outcome) or {}
     module = task_obj.load()
-    with timing_lock(device, shared=True):  # the re-check runs the reference on the GPU: never beside a timing
+    # the re-check runs the reference on the GPU: never beside a timing
+    with timing_lock(device, shared=True, deadline=limits.deadline):
         for spec, raw in zip(plan, outcome.report["rows"]):
             row = _row(task_obj, module, spec, raw, outputs.pop(spec["id"], []), dtype, device, ceilings)
             result.failures += row.pop("failures")
             result.rows.append(row)
-    result.seconds = time.monotonic() - started
-    result.phases["judge"] = result.seconds - sum(result.phases.values())
-    return result
+    result.phases["judge"] = time.monotonic() - started - sum(result.phases.values())
 
 
 def job_bytes(task: Task, shapes: list[dict], dtype: str) -> int:

@@ -11,6 +11,9 @@ Correctness runs hold the lock shared. So that a stream of them, each starting b
 keep a benchmark waiting forever, every holder first passes a gate (a second flock): a benchmark keeps the
 gate while it waits for the GPU, and no new correctness run gets in ahead of it. Never ask for the lock
 while holding it (flock counts each open as another holder: that waits forever).
+
+A caller with a time budget passes its ``deadline``: past it the wait ends with ``GpuBusy``, so a run
+sharing its GPU with others still ends within its budget.
 """
 
 from __future__ import annotations
@@ -27,6 +30,16 @@ from typing import Iterator
 
 LOCK_DIR_ENV = "KERNELWRIGHT_LOCK_DIR"
 _held = threading.local()  # the GPUs whose lock this thread holds
+POLL_S = 0.05  # how often a wait with a deadline tries the lock again
+
+
+class GpuBusy(TimeoutError):
+    """The GPU's lock was not free before the caller's deadline."""
+
+    def __init__(self, gpu: str, waited_s: float):
+        super().__init__(f"GPU {gpu} stayed busy with other kernelwright work for {waited_s:.0f} s, until the time "
+                         "budget ran out")
+        self.gpu, self.waited_s = gpu, waited_s
 
 
 def lock_dir() -> Path:
@@ -47,10 +60,11 @@ def physical_gpu(device: str) -> str | None:
 
 
 @contextmanager
-def timing_lock(device: str, *, shared: bool = False) -> Iterator[float]:
+def timing_lock(device: str, *, shared: bool = False, deadline: float | None = None) -> Iterator[float]:
     """Hold the GPU's timing lock for the block; yields the seconds spent waiting for it. ``shared``: work that
     may run beside other shared holders but never during a timing (a verification's candidate process):
-    a benchmark waits for it to end, and it waits for a benchmark to end."""
+    a benchmark waits for it to end, and it waits for a benchmark to end. ``deadline`` (``time.monotonic()``):
+    raise ``GpuBusy`` instead of waiting past it."""
     gpu = physical_gpu(device)
     if gpu is None:
         yield 0.0
@@ -63,9 +77,9 @@ def timing_lock(device: str, *, shared: bool = False) -> Iterator[float]:
     # Shared holders that keep overlapping would starve a benchmark forever (flock favours no one): every
     # holder first passes a gate, which a benchmark keeps while it waits, so none slips in ahead of it.
     with open(path.with_suffix(".gate"), "a+") as gate, open(path, "a+") as handle:
-        fcntl.flock(gate, fcntl.LOCK_EX)
+        _flock(gate, fcntl.LOCK_EX, deadline, gpu, started)
         try:
-            fcntl.flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX)
+            _flock(handle, fcntl.LOCK_SH if shared else fcntl.LOCK_EX, deadline, gpu, started)
         finally:
             fcntl.flock(gate, fcntl.LOCK_UN)
         held.add(gpu)
@@ -74,3 +88,18 @@ def timing_lock(device: str, *, shared: bool = False) -> Iterator[float]:
         finally:
             held.discard(gpu)
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _flock(handle, mode: int, deadline: float | None, gpu: str, started: float) -> None:
+    if deadline is None:
+        fcntl.flock(handle, mode)
+        return
+    while True:
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            now = time.monotonic()
+            if now >= deadline:
+                raise GpuBusy(gpu, now - started) from None
+            time.sleep(min(POLL_S, deadline - now))

@@ -157,7 +157,10 @@ class Clock:
         if self.limit_s is None:
             return base
         allowed = max(MIN_TIMEOUT_S, self.left() - keep_s + MARGIN * self.limit_s)
-        return replace(base, timeout_s=min(base.timeout_s, allowed)) if allowed < base.timeout_s else base
+        if allowed >= base.timeout_s:
+            return base
+        # the deadline also bounds the waits for a GPU that other runs are using
+        return replace(base, timeout_s=allowed, deadline=time.monotonic() + allowed)
 
 
 def cut_by_budget(result: dict[str, Any], limits: Limits, base: Limits) -> bool:

@@ -65,10 +65,18 @@ class Limits:
 
     ``memory_mb`` is the RSS limit of a small job and the floor of a big one's: a worker may use
     max(memory_mb, HOST_MEMORY_FACTOR (6) x the job's tensor bytes), the scaled part capped at
-    HOST_MEMORY_SHARE (85 %) of the machine's MemTotal (``memory_limit_mb``)."""
+    HOST_MEMORY_SHARE (85 %) of the machine's MemTotal (``memory_limit_mb``).
+
+    ``deadline`` (a ``time.monotonic()`` instant, set by a time budget) bounds the whole evaluation, the
+    waits for a busy GPU included: a worker started late gets only what is left of it."""
 
     timeout_s: float = 300.0
     memory_mb: int = 32768
+    deadline: float | None = None
+
+    def timeout_from(self, now: float) -> float:
+        """The worker's whole-process limit when it starts at ``now``."""
+        return self.timeout_s if self.deadline is None else max(0.0, min(self.timeout_s, self.deadline - now))
 
 
 @dataclass
@@ -291,6 +299,7 @@ def _refuse_when_stopping() -> None:
 def _supervise(proc, report_pipe, chunks: list[bytes], stream: EventStream, watch: CallWatch, scratch: Path,
                limits: Limits, started: float, progress) -> tuple[str | None, str | None, float]:
     """Poll the worker until it exits or breaks a limit: (reason, message, peak RSS in MB)."""
+    timeout_s = limits.timeout_from(started)
     peak_mb = 0.0
     last = started
     cache = (_cache_signature(scratch), started)  # (signature, when it last changed)
@@ -303,8 +312,8 @@ def _supervise(proc, report_pipe, chunks: list[bytes], stream: EventStream, watc
             watch.on_event(event, now)
         if proc.poll() is not None:
             return None, None, peak_mb
-        if now - started > limits.timeout_s:
-            return "timeout", f"the candidate process did not finish within {limits.timeout_s:g} s and was killed", peak_mb
+        if now - started > timeout_s:
+            return "timeout", f"the candidate process did not finish within {timeout_s:.3g} s and was killed", peak_mb
         rss_mb, descendants = _tree_usage(proc.pid)
         peak_mb = max(peak_mb, rss_mb)
         if peak_mb > limits.memory_mb:

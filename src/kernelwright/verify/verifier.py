@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from kernelwright.errors import UsageError
-from kernelwright.executor.timing import timing_lock
+from kernelwright.executor.timing import GpuBusy, timing_lock
 from kernelwright.hardware import describe, resolve_device
 from kernelwright.sandbox.runner import Limits, load_result, run_worker
 from kernelwright.tasks.knobs import draw_shapes
@@ -160,23 +160,26 @@ def verify(task: str | Path, candidate: str | Path, *, device: str = "cpu", limi
         memory.reset_peak(device)
         fresh = copy.deepcopy(result)
         # eager timings, the candidate's process and the judging are all GPU work: none beside a timing
-        with timing_lock(device, shared=shared):
-            try:
+        try:
+            with timing_lock(device, shared=shared, deadline=limits.deadline):
                 return _verify_cases(fresh, task_obj, candidate_path, extensions, started, device=device,
                                      limits=limits, shapes=shapes, seed=seed, sanitize=sanitize,
                                      benchmark_shape=benchmark_shape, progress=progress)
-            except memory.DoesNotFit as exc:
-                if not shared:
-                    raise
-                fresh.fail("parent_out_of_memory", str(exc))  # free memory is what other processes left
-                return fresh
-            except Exception as exc:
-                import torch
+        except GpuBusy as exc:  # the time budget ran out waiting for the GPU: no verdict on the candidate
+            fresh.fail("timeout", f"not verified: {exc}", None, limit="budget")
+            return fresh
+        except memory.DoesNotFit as exc:
+            if not shared:
+                raise
+            fresh.fail("parent_out_of_memory", str(exc))  # free memory is what other processes left
+            return fresh
+        except Exception as exc:
+            import torch
 
-                if not isinstance(exc, torch.OutOfMemoryError):
-                    raise
-                fresh.fail("parent_out_of_memory", str(exc)[:500])
-                return fresh
+            if not isinstance(exc, torch.OutOfMemoryError):
+                raise
+            fresh.fail("parent_out_of_memory", str(exc)[:500])
+            return fresh
 
     checked = attempt(shared=True)
     if device.startswith("cuda") and _out_of_device_memory(checked):
