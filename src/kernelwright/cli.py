@@ -84,6 +84,8 @@ def _fail_usage(exc: KernelwrightError) -> None:
 EXECUTOR_HELP = ("where units run: local (slots on this host) or ray[:ADDRESS] (a Ray cluster; "
                  "pip install 'kernelwright\\[ray]')")
 GPUS_HELP = "local executor: the GPUs to use, e.g. 0,1 (default every visible GPU); each unit is pinned to one"
+OPTIMIZE_GPUS_HELP = ("the GPUs to use, e.g. 0,1 (default one: --device's); the first times every benchmark, the "
+                      "others verify the offline agent's later probes beside it (LLM agents: one GPU)")
 WORKERS_HELP = ("local executor: units at once (default one per GPU, 1 on the CPU); extra workers share GPUs, their "
                 "benchmarks take turns")
 WIDE_HELP = "the full table even when it is wider than the terminal (default: one block per row when narrow)"
@@ -287,6 +289,7 @@ def optimize(
     out: Optional[Path] = typer.Option(None, help="run directory (default kernelwright-runs/TASK); the same "
                                                   "directory resumes a killed run"),
     device: str = typer.Option("auto", help=DEVICE_HELP),
+    gpus: Optional[str] = typer.Option(None, help=OPTIMIZE_GPUS_HELP),
     max_tokens: Optional[int] = typer.Option(None, help="LLM agents: stop after this many tokens in all"),
     max_dollars: Optional[float] = typer.Option(None, help="LLM agents: stop after this many dollars"),
     max_minutes: Optional[float] = typer.Option(None, help="time budget: offline, the run ends within it plus a tenth "
@@ -308,7 +311,7 @@ def optimize(
     try:
         with log.status("starting") as status:
             result = run_optimize(task, agent=agent, budget=budget, out=out, device=device, minutes=max_minutes,
-                                  tokens=max_tokens, dollars=max_dollars, samples=samples, rounds=rounds,
+                                  tokens=max_tokens, dollars=max_dollars, samples=samples, rounds=rounds, gpus=gpus,
                                   report=lambda msg: (status.update(escape(msg)),
                                                       log.log(msg, highlight=False, markup=False)))
     except OptimizeLimit as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from kernelwright.errors import UsageError
 from kernelwright.hardware import resolve_device
 from kernelwright.run.offline import VERIFY_SHAPES, run_offline
 from kernelwright.run.result import OptimizeResult, Reporter
@@ -31,24 +32,46 @@ def check_agent(agent: str) -> str:
     return AgentSpec.parse(agent).kind
 
 
+def run_gpus(device: str, gpus: str | None) -> list[str]:
+    """The run's devices: ``device`` (resolved) alone, or ``--gpus 0,1`` as ``cuda:0``, ``cuda:1`` (indices
+    among the visible GPUs, validated as eval's ``--gpus`` is); the first is where every timing runs."""
+    if gpus is None:
+        return [device]
+    from kernelwright.executor import local
+
+    pins = local.parse_gpus(gpus, device)
+    visible = local.visible_gpus()
+    return [f"cuda:{visible.index(pin)}" for pin in pins]
+
+
 def optimize(task: str | Path, *, agent: str = "offline", out: str | Path | None = None, device: str = "auto",
              budget: int | None = None, minutes: float | None = None, report: Reporter = lambda _: None,
              limits: Limits = Limits(timeout_s=600), verify_shapes: int = VERIFY_SHAPES,
              tokens: int | None = None, dollars: float | None = None, samples: int = 4, rounds: int = 6,
-             prices: Path | None = None) -> OptimizeResult:
+             prices: Path | None = None, gpus: str | None = None) -> OptimizeResult:
     """Optimize ``task`` with ``agent`` into the run directory ``out`` (the same directory resumes).
 
     ``budget``: tuning rounds (offline) or candidates (LLM team); ``minutes``: the time budget (offline
     default 3, LLM default none; 0: none); ``tokens``, ``dollars``, ``samples``, ``rounds``: LLM team
-    only. Raises UsageError (bad input, nothing written) or OptimizeLimit (offline: op not covered)."""
+    only; ``gpus`` (``"0,1"``): the offline agent verifies its later probes on the GPUs after the first
+    while it tunes on the first (default: ``device`` alone). Raises UsageError (bad input, nothing
+    written) or OptimizeLimit (offline: op not covered)."""
     started = time.monotonic()
     kind = check_agent(agent)
     task_obj = load_task(task)
-    device = resolve_device(device)
+    explicit = device
+    devices = run_gpus(resolve_device(device), gpus)
+    if explicit.startswith("cuda:") and gpus is not None and explicit != devices[0]:
+        raise UsageError(f"--device {explicit} and --gpus {gpus} disagree: the first GPU of --gpus is where the run "
+                         "times its kernels; drop --device or list that GPU first.")
+    if kind != "offline" and len(devices) > 1:
+        raise UsageError("--gpus with several GPUs is for the offline agent; LLM agents use one GPU (not yet "
+                         "several); use eval or autopilot to spread work over several GPUs.")
+    device = devices[0]
     out_dir = Path(out) if out is not None else default_out(task_obj, agent)
     if kind == "offline":
         return run_offline(task_obj, device=device, out=out_dir, budget=budget, minutes=minutes, limits=limits,
-                           verify_shapes=verify_shapes, report=report, started=started)
+                           verify_shapes=verify_shapes, report=report, started=started, gpus=devices)
     from kernelwright.agents.session import run_llm_team
 
     return run_llm_team(task_obj, agent=agent, out=out_dir, device=device, candidates=budget, tokens=tokens,

@@ -61,6 +61,18 @@ class Ledger:
         self.store.finish_run(self.run_id, status)
         self.store.close()
 
+    def companion(self) -> "Ledger":
+        """This run's ledger for another thread: a sqlite connection serves only the thread that opened it,
+        so the companion opens its own; the counts (and their lock) are shared. ``release`` it when done."""
+        other = Ledger(self.dir, Store.open(self.dir.store_path), self.run_id, agent=self.agent, device=self.device,
+                       resumed=self.resumed)
+        other.counts, other._lock = self.counts, self._lock
+        return other
+
+    def release(self) -> None:
+        """Close a companion's connection; the run row stays as it is (its owner closes the run)."""
+        self.store.close()
+
     # -- candidates -------------------------------------------------------------------------------
 
     def candidate(self, name: str, source: str, *, role: str, parent: int | None = None, folder: str | None = None,

@@ -18,6 +18,16 @@ generator does not cover leaves nothing behind. Then, in this order:
 On the CPU (Triton interpreter) nothing is tuned by time and there is no benchmark shape, so the run is
 the probe and the prior. Every evaluation goes through the ledger, so a killed run resumes.
 
+Several GPUs (``--gpus 0,1``): step 3's probes are verified on the GPUs after the first, each in a thread
+of its own with its own ledger connection, while the tuning rounds benchmark on the first GPU. Every
+timing (the rounds, the final benchmark) and every benchmark-shape verification stays on the first GPU,
+so rankings compare numbers from one device. A probe rejected beside the rounds stops them before the
+next one, and the tuned table is not adopted (best.py stays the prior), as when the probe ran first; an
+accuracy-only failure counts as a rejection there, since the rounds beside it did not use the accurate
+reductions a retry would switch to. The probes are off the critical path: the rounds are projected
+without them, and the run waits for them before a tuned table's verification, whose own projection then
+counts the wait. ``tuning_plan.json`` lists every evaluation with its GPU, start and end (``evaluations``).
+
 Time budget (``minutes``, default 3; :class:`Clock`): the run ends within the budget plus a 10 % margin.
 The projection is built from measured costs only (:class:`Costs`): the prior's verification is the unit
 (a benchmark-shape evaluation), small-shape probes are measured apart (warm ones preferred: the first pays
@@ -36,10 +46,13 @@ finished evaluations from the store at no cost and then has the whole budget for
 from __future__ import annotations
 
 import math
+import queue
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from kernelwright.errors import KernelwrightError, UsageError
 from kernelwright.run.artifacts import RunDir, bench_csv_rows
@@ -283,11 +296,14 @@ class OfflineRun:
     """One run of the offline agent on an open ledger."""
 
     def __init__(self, prep: Prepared, ledger: Ledger, result: OptimizeResult, *, budget: int, clock: Clock,
-                 limits: Limits, verify_shapes: int, report: Reporter, plan: dict):
+                 limits: Limits, verify_shapes: int, report: Reporter, plan: dict, gpus: list[str] | None = None):
         self.prep, self.ledger, self.result, self.budget, self.clock = prep, ledger, result, budget, clock
         self.base_limits, self.verify_shapes, self.report, self.plan = limits, verify_shapes, report, plan
         self.device = ledger.device
         self.on_gpu = self.device != "cpu"
+        self.gpus = gpus or [self.device]  # the first is self.device: every timing runs there
+        self.lock = threading.Lock()  # self.costs and self.timeline, which probe threads share
+        self.timeline: list[dict[str, Any]] = []  # every evaluation: its GPU, start and end (tuning_plan.json)
         self.cuts: list[str] = []  # what the time budget left out (the verdict lists them)
         self.notes: list[str] = []  # what else the verdict must say (a tuned table that failed verification)
         self.costs = Costs()
@@ -301,22 +317,27 @@ class OfflineRun:
     # -- evaluations --------------------------------------------------------------------------------
 
     def _verify(self, name: str, source: str, *, role: str, meta: dict, shapes: int, benchmark_shape: bool,
-                keep_s: float = 0.0) -> dict:
+                keep_s: float = 0.0, ledger: Ledger | None = None, device: str | None = None) -> dict:
+        """Verify on ``device`` (default the run's) through ``ledger`` (a probe thread passes its companion)."""
         from kernelwright import verify as verify_pkg
 
-        cid, path = self.ledger.candidate(name, source, role=role, parent=self.parent, meta=meta,
-                                          folder=_folder(name, source))
-        self.parent = self.parent or cid
+        ledger, device = ledger or self.ledger, device or self.device
+        cid, path = ledger.candidate(name, source, role=role, parent=self.parent, meta=meta,
+                                     folder=_folder(name, source))
+        self.parent = self.parent or cid  # set by the first probe, before any thread starts
         limits = self.clock.limits(self.base_limits, keep_s)
         settings = self._verify_settings(shapes, benchmark_shape)
-        self.report(f"verifying {name} ({path.parent.name}, {shapes} drawn shape(s)"
+        where = f" on {device}" if len(self.gpus) > 1 else ""
+        self.report(f"verifying {name}{where} ({path.parent.name}, {shapes} drawn shape(s)"
                     f"{' + the benchmark shape' if settings['benchmark_shape'] else ''})")
-        outcome = self.ledger.evaluate(
+        started = self.clock.elapsed()
+        outcome = ledger.evaluate(
             "verify", cid, source, settings,
-            lambda: verify_pkg.verify(self.prep.task.path, path, device=self.device, limits=limits,
+            lambda: verify_pkg.verify(self.prep.task.path, path, device=device, limits=limits,
                                       shapes=shapes, benchmark_shape=benchmark_shape, progress=self.report).as_json(),
             report=None,  # verify's own heartbeat says which case it is on
             what=f"verifying {name}", keep=lambda r: not cut_by_budget(r, limits, self.base_limits))
+        self._log("verify", name, device, started, outcome.reused)
         if not self.on_gpu and shapes:
             self.per_shape_s = outcome.seconds / shapes
         return {**outcome.result, "_path": path, "_seconds": outcome.seconds,
@@ -330,24 +351,34 @@ class OfflineRun:
                                           folder=_folder(name, source))
         limits = self.clock.limits(self.base_limits, keep_s)
         settings = {"shapes": shapes, "dtype": self.prep.dtype, "what": what, **options}
+        started = self.clock.elapsed()
         outcome = self.ledger.evaluate(
             "bench", cid, source, settings,
             lambda: bencher.bench(self.prep.task.path, path, device=self.device, shapes=shapes, dtype=self.prep.dtype,
                                   limits=limits, **options).as_json(),
             report=self.report, what=f"benchmarking {name}",
             keep=lambda r: not cut_by_budget(r, limits, self.base_limits))
+        self._log("bench", name, self.device, started, outcome.reused)
         return outcome.result, cid, path, cut_by_budget(outcome.result, limits, self.base_limits)
+
+    def _log(self, kind: str, name: str, device: str, started: float, reused: bool) -> None:
+        """An evaluation into the timeline, so a reader of tuning_plan.json sees which GPU ran what, and when."""
+        entry = {"kind": kind, "candidate": name, "gpu": device, "start_s": round(started, 3),
+                 "end_s": round(self.clock.elapsed(), 3), "reused": reused}
+        with self.lock:
+            self.timeline.append(entry)
 
     def _verify_settings(self, shapes: int, benchmark_shape: bool) -> dict:
         return {"shapes": shapes, "what": "verify", "benchmark_shape": benchmark_shape and self.on_gpu}
 
-    def _on_record(self, source: str, kind: str, settings: dict) -> bool:
+    def _on_record(self, source: str, kind: str, settings: dict, ledger: Ledger | None = None) -> bool:
         """A finished evaluation the store holds: replaying it costs nothing, so the budget never cuts it."""
-        return self.ledger.lookup_quietly(source, kind, settings) is not None
+        return (ledger or self.ledger).lookup_quietly(source, kind, settings) is not None
 
     def _fits(self, **steps: Any) -> tuple[bool, float]:
         """Whether the run, after ``steps`` (see :meth:`Costs.finish`), still ends within the budget."""
-        end = self.costs.finish(self.clock.elapsed(), on_gpu=self.on_gpu, **steps)
+        with self.lock:
+            end = self.costs.finish(self.clock.elapsed(), on_gpu=self.on_gpu, **steps)
         return self.clock.fits(end), end
 
     def cpu_shapes(self, pending: int) -> int:
@@ -432,6 +463,69 @@ class OfflineRun:
                                   "so nothing was tuned and best.py keeps the prior configuration")
                 return False
         return True
+
+    # -- probes beside the tuning rounds (several GPUs) ---------------------------------------------
+
+    def tune_beside_probes(self) -> tuple[dict[int, list[tuple[float, int, LaunchConfig]]], bool]:
+        """The later probes on the GPUs after the first while the tuning rounds benchmark on the first.
+        Returns (the rounds' timings, whether a tuned table may be adopted: no probe that ran was rejected)."""
+        later = list(range(1, len(self.prep.probes)))
+        free: queue.Queue[str] = queue.Queue()
+        for gpu in self.gpus[1:]:
+            free.put(gpu)
+        with ThreadPoolExecutor(max_workers=len(self.gpus) - 1, thread_name_prefix="kw-probe") as pool:
+            futures = [pool.submit(self._probe_beside, i, free) for i in later]
+            # a rejected probe makes every further round useless: its tuned table would not be adopted
+            timings = self.tune(halt=lambda: any(f.done() and _rejected(f.result()) for f in futures))
+            verdicts = [f.result() for f in futures]
+        passed = self._merge_probes(later, verdicts)
+        if not passed:
+            self.result.tuning["stopped"] = STOP_PROBE
+        return timings, passed
+
+    def _probe_beside(self, i: int, free: "queue.Queue[str]") -> dict | None:
+        """Probe ``i`` in a thread, on a free GPU after the first, through a ledger connection of its own.
+        None when the budget skips it. No accurate retry: the rounds beside it keep their configurations."""
+        device = free.get()
+        ledger = self.ledger.companion()
+        try:
+            label, cfg, source = self.prep.probes[i]
+            if not self._on_record(source, "verify", self._verify_settings(self.verify_shapes, False), ledger):
+                fits, _ = self._fits(probes=1)
+                if not fits:
+                    self.report(f"time budget: skipping probe {label}; best.py is verified already")
+                    return None
+            with self.lock:
+                keep_s = self.costs.final_bench()
+            verdict = self._verify(label, source, role="search", meta={"config": cfg.as_dict(), "probe": True},
+                                   shapes=self.verify_shapes, benchmark_shape=False, keep_s=keep_s, ledger=ledger,
+                                   device=device)
+            with self.lock:
+                self.costs.probes.append(verdict["_seconds"])
+            return verdict
+        finally:
+            ledger.release()
+            free.put(device)
+
+    def _merge_probes(self, later: list[int], verdicts: list[dict | None]) -> bool:
+        """The probes' verdicts into the run's cuts and notes, on the main thread, in probe order; False
+        when one was rejected."""
+        passed, skipped = True, []
+        for i, verdict in zip(later, verdicts):
+            label = self.prep.probes[i][0]
+            if verdict is None:
+                skipped.append(label)
+            elif verdict["accepted"]:
+                continue
+            elif verdict["_cut"]:
+                self.cuts.append(f"the verification of {label}")
+            else:
+                passed = False
+                self.notes.append(f"{label} failed verification ({_first_failure(verdict)}; see {verdict['_path']}), "
+                                  "so the tuned table was not adopted and best.py keeps the prior configuration")
+        if skipped:
+            self.cuts.append(f"probe verification ({', '.join(skipped)} not verified)")
+        return passed
 
     # -- best.py ------------------------------------------------------------------------------------
 
@@ -540,10 +634,11 @@ class OfflineRun:
 
     # -- tuning -------------------------------------------------------------------------------------
 
-    def tune(self, stopped: str | None = None) -> dict[int, list[tuple[float, int, LaunchConfig]]]:
+    def tune(self, stopped: str | None = None, halt: Callable[[], bool] | None = None
+             ) -> dict[int, list[tuple[float, int, LaunchConfig]]]:
         """Round k gives every bucket its k-th ranked configuration; each round is one bench. Round 0 (the
         prior) is the yardstick, so it starts only when a second round and a tuned table's verification
-        fit after it."""
+        fit after it. ``halt`` true before a round: a probe beside the rounds was rejected, so none more."""
         buckets, program = self.prep.buckets, self.prep.program
         timings: dict[int, list[tuple[float, int, LaunchConfig]]] = {i: [] for i in range(len(buckets))}
         tuning: dict[str, Any] = {"rounds_budget": self.budget, "rounds_run": 0, "time_budget_s": self.clock.limit_s,
@@ -556,6 +651,9 @@ class OfflineRun:
         for k in range(self.budget):
             if k > 0 and all(k >= len(b["ranked"]) for b in buckets):
                 tuning["stopped"] = STOP_EXHAUSTED
+                break
+            if halt is not None and halt():
+                tuning["stopped"] = STOP_PROBE
                 break
             table = [(tuple(b["key"]), b["ranked"][min(k, len(b["ranked"]) - 1)]) for b in buckets]
             label = f"round{k:02d}"
@@ -576,7 +674,8 @@ class OfflineRun:
             keep_s = self.costs.final_bench() + ((self.costs.unit or 0.0) if self.budget > 1 else 0.0)
             data, cid, path, cut = self._bench(label, source, role="tuner", meta={"round": k, "table": _stored(table)},
                                                shapes=shapes, what="tune", options=TUNE_BENCH, keep_s=keep_s)
-            self.costs.rounds.append(self.ledger.last_seconds)
+            with self.lock:  # a probe thread's projection reads the rounds
+                self.costs.rounds.append(self.ledger.last_seconds)
             tuning["rounds_run"] += 1
             if cut:
                 tuning["stopped"] = STOP_TIME
@@ -643,14 +742,21 @@ class OfflineRun:
     def run(self) -> None:
         if not self.first_probe() or not self.verify_prior():
             return
-        timings = self.tune(None if self.later_probes() else STOP_PROBE)
+        if len(self.gpus) > 1 and self.on_gpu:
+            timings, passed = self.tune_beside_probes()
+        else:
+            passed = self.later_probes()
+            timings = self.tune(None if passed else STOP_PROBE)
         self.plan["tuning"] = self.result.tuning
         self.ledger.dir.write_json("tuning_plan.json", self.plan)
         if self.csv_rows:
             self.ledger.dir.write_bench_csv(self.csv_rows)
         if not self.on_gpu:
             return
-        self.adopt_tuned(timings)
+        if passed:
+            self.adopt_tuned(timings)
+        else:  # the prior, with its own timings from round 0 when the rounds ran beside the probes
+            self.result.buckets = self.describe(self.prior, timings)
         name, source = self.best
         data, untimed = self.final_bench(name, source)
         self.ledger.dir.write_bench_csv(self.csv_rows)
@@ -698,15 +804,25 @@ def _folder(label: str, source: str) -> str:
     return f"{label}-{sha256(source)[:10]}"
 
 
+def _rejected(verdict: dict | None) -> bool:
+    """A probe's verdict on the candidate: rejected, not skipped or stopped by the budget."""
+    return verdict is not None and not verdict["accepted"] and not verdict["_cut"]
+
+
 def _accuracy_only(verdict: dict) -> bool:
     failures = verdict.get("failures") or []
     return bool(failures) and all(f.get("check") == "mismatch" for f in failures)
 
 
 def run_offline(task: Task, *, device: str, out: Path, budget: int | None, minutes: float | None, limits: Limits,
-                verify_shapes: int, report: Reporter, started: float) -> OptimizeResult:
-    """The offline agent: at most ``budget`` tuning rounds, within ``minutes``. Raises OptimizeLimit (not
-    covered) before anything is written."""
+                verify_shapes: int, report: Reporter, started: float, gpus: list[str] | None = None) -> OptimizeResult:
+    """The offline agent: at most ``budget`` tuning rounds, within ``minutes``; ``gpus`` (the first is
+    ``device``): the later probes run on the others, beside the rounds. Raises OptimizeLimit (not covered)
+    before anything is written."""
+    gpus = gpus or [device]
+    if gpus[0] != device:
+        raise UsageError(f"the run's device {device} must be the first of its GPUs ({', '.join(gpus)}): "
+                         "every timing runs there.")
     limit_s = time_limit_s(minutes)
     if budget is not None and budget < 0:
         raise UsageError("--budget must be 0 or more (tuning rounds on a GPU).")
@@ -719,7 +835,8 @@ def run_offline(task: Task, *, device: str, out: Path, budget: int | None, minut
         report(prep.program.shape_relations)
     run_dir = RunDir(out)
     plan = {"schema": "kernelwright.tuning_plan/1", "task": task.name, "task_path": str(task.path),
-            "agent": "offline", "device": device, "budget": budget, "time_budget_s": limit_s, "dtype": prep.dtype,
+            "agent": "offline", "device": device, "gpus": gpus, "budget": budget, "time_budget_s": limit_s,
+            "dtype": prep.dtype,
             "program": describe(prep.program),
             "probes": [{"label": label, "config": _plan_config(prep.program.kind, cfg)} for label, cfg, _ in prep.probes],
             "buckets": [{**b, "ranked": [_plan_config(prep.program.kind, c) for c in b["ranked"][:max(budget, 1)]]}
@@ -730,10 +847,12 @@ def run_offline(task: Task, *, device: str, out: Path, budget: int | None, minut
     result = OptimizeResult(task=task.name, agent="offline", out=run_dir.root, device=device, best_path=None,
                             accepted=False, message="")
     offline = OfflineRun(prep, ledger, result, budget=budget, clock=Clock(started, limit_s), limits=limits,
-                         verify_shapes=verify_shapes, report=report, plan=plan)
+                         verify_shapes=verify_shapes, report=report, plan=plan, gpus=gpus)
     try:
         offline.run()
     finally:
+        plan["evaluations"] = offline.timeline
+        run_dir.write_json("tuning_plan.json", plan)
         result.seconds = time.monotonic() - started
         result.evaluations = dict(ledger.counts)
         result.resumed = ledger.resumed
