@@ -3,10 +3,11 @@
 # stages, so that each fits one call of the device tool. A short table or log tail comes last.
 #
 #   scripts/gpu_check.sh STAGE...      stages: verify timing suite optimize e2e agents harness faults kernelbench
-#                                      profile (AUTOPILOT=1 adds autopilot) scaling (or all)
+#                                      profile (AUTOPILOT=1 adds autopilot) scaling layer (or all)
 #
 # Environment: STAGE_SECONDS (a limit per stage, default none; set it below the device tool's per-call limit),
-# SUITE_ARGS, OPTIMIZE_ARGS, E2E_ARGS, KB_ARGS pass options on (KB_DIR: KernelBench's level-1
+# SUITE_ARGS, OPTIMIZE_ARGS, E2E_ARGS, KB_ARGS, LAYER_ARGS pass options on (LAYER_ARGS must name the
+# packaged repository: --kernel DIR; KB_DIR: KernelBench's level-1
 # files, default ./.kb); WORKERS (default 8) parallel verify
 # processes for the correctness-only tests (never for timing). Everything is written under
 # $KW_OUT (default ./out/gpu_check); when $OUT is set (the device tool), a tarball of it lands there.
@@ -54,7 +55,8 @@ for stage in "${stages[@]}"; do
       run profile-decode python3 -m kernelwright profile --model qwen3 --size 8b-shape --phase decode --device cuda --out "$out/profile-decode"
       [ -n "${AUTOPILOT:-}" ] && run autopilot python3 -m kernelwright autopilot qwen3 --size 8b-shape --device cuda --out "$out/autopilot" ${AUTOPILOT_ARGS:-} ;;
     scaling) run scaling python3 benchmarks/executor_scaling.py --out "$out/scaling" ${SCALING_ARGS:-} ;;  # issue 17: 1 vs N GPUs
-    *) echo "unknown stage $stage (verify timing suite optimize e2e agents harness faults kernelbench profile scaling all)"; status=2 ;;
+    layer) run layer python3 benchmarks/layer_overhead.py --out "$out/layer" ${LAYER_ARGS:-} ;;  # issue 13: a layer's host µs per call
+    *) echo "unknown stage $stage (verify timing suite optimize e2e agents harness faults kernelbench profile scaling layer all)"; status=2 ;;
   esac
 done
 [ -n "${OUT:-}" ] && tar czf "$OUT/gpu_check-$(IFS=-; echo "${stages[*]}").tgz" -C "$out" .

@@ -71,6 +71,134 @@ def launcher_params(program: Program) -> list[str]:
     return [s.name for s in program.inputs] + init_args(program)
 
 
+# -- launches ---------------------------------------------------------------------------------------
+
+
+def launch_call(kernel: str, grid: str, args: str) -> str:
+    """A launch of ``kernel`` as the launcher writes it: ``args`` are the kernel[grid](...) call's own
+    (positional values, then constexprs and options by keyword), passed through the module's launch cache."""
+    return f"_launch({kernel}, {grid}, {args})"
+
+
+# Emitted once per module. The generated code may not import os or sys (the static policy), so the switch
+# is a module attribute.
+LAUNCH_CACHE = '''
+
+# Launch fast path: kernel[grid](...) spends host time in Triton's JITFunction.run on every call (binding
+# the arguments, reading knobs, its cache key; about 3 us on an H200's host with Triton 3.6), and a decode
+# step launches a kernel like this once per layer. The first launch of a specialization goes through it;
+# later ones call the CompiledKernel it returned the way JITFunction.run does. FAST_LAUNCH = False sends
+# every launch the normal way; the first failure of a fast launch sets it so, for the process.
+FAST_LAUNCH = True
+_LAUNCHES = {}  # launch key -> _Launch
+
+
+class _Launch:
+    """What a launch of one compiled specialization needs. It holds the kernel, so that the kernel's id in
+    the key is never reused by another one."""
+    __slots__ = ("kernel", "run", "function", "metadata", "constexprs", "proven")
+
+    def __init__(self, kernel, compiled, constexprs):
+        self.kernel, self.run, self.function = kernel, compiled.run, compiled.function
+        self.metadata, self.constexprs, self.proven = compiled.packed_metadata, constexprs, False
+
+
+def _launch(kernel, grid, *args, num_warps, num_stages, **constexprs):
+    """kernel[grid](*args, **constexprs) with those options, through the launch cache when it can be trusted."""
+    key = _launch_key(kernel, args, constexprs, num_warps, num_stages) if FAST_LAUNCH and _unwatched(kernel) else None
+    entry = _LAUNCHES.get(key) if key is not None else None
+    if entry is None:
+        compiled = kernel[grid](*args, num_warps=num_warps, num_stages=num_stages, **constexprs)
+        if key is not None:
+            _remember(key, kernel, compiled, len(args), constexprs)
+        return
+    try:
+        _fast_launch(entry, grid, key[1], args, constexprs)
+    except Exception as exc:  # a Triton whose launcher differs from what this expects: never trust it again
+        if entry.proven:
+            raise
+        _give_up(exc)
+        kernel[grid](*args, num_warps=num_warps, num_stages=num_stages, **constexprs)
+        return
+    entry.proven = True
+
+
+def _unwatched(kernel):
+    """Whether no one watches this kernel's launches, which bypassing JITFunction.run would hide: no launch
+    hooks (a profiler such as proton sets them), no pre-run hooks, JITFunction.run not wrapped (the
+    verifier counts launches through it). Under the interpreter the kernel is no JITFunction."""
+    knobs = getattr(triton, "knobs", None)
+    if knobs is None or not isinstance(kernel, triton.runtime.JITFunction):
+        return False
+    hooks = knobs.runtime
+    return (_idle(hooks.launch_enter_hook) and _idle(hooks.launch_exit_hook)
+            and getattr(hooks, "add_stages_inspection_hook", None) is None
+            and not getattr(kernel, "pre_run_hooks", None) and not hasattr(type(kernel).run, "__wrapped__"))
+
+
+def _idle(hook):
+    # a hook is None, or (Triton 3.6 on) a chain of hooks with none in it
+    return hook is None or getattr(hook, "calls", None) == []
+
+
+def _launch_key(kernel, args, constexprs, num_warps, num_stages):
+    """What Triton specializes a compile on: each int by value (it specializes on == 1 and on % 16), each
+    tensor by dtype and 16-byte alignment, the constexprs, the options and the current device (whose
+    stream it launches on). None for an argument of another kind or a tensor off the GPU: that launch goes
+    the normal way."""
+    parts = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            if not a.is_cuda:
+                return None
+            parts.append((a.dtype, a.data_ptr() % 16 == 0))
+        elif type(a) is float:
+            parts.append(float)
+        elif type(a) is int or type(a) is bool:
+            parts.append((type(a), a))
+        else:
+            return None
+    consts = tuple((name, type(value), value) for name, value in constexprs.items())  # True and 1 compile apart
+    device = triton.runtime.driver.active.get_current_device()
+    return id(kernel), device, num_warps, num_stages, consts, tuple(parts)
+
+
+def _remember(key, kernel, compiled, n_args, constexprs):
+    """Keep what a launch of ``compiled`` needs, when its arguments are ``n_args`` positional values followed
+    by the constexprs in the kernel's signature (JITFunction.run passes every argument, constexprs
+    included, in signature order)."""
+    try:
+        names = tuple(kernel.arg_names[n_args:])
+        positional = all(not p.is_constexpr for p in kernel.params[:n_args])
+        entry = _Launch(kernel, compiled, names)
+    except AttributeError as exc:  # another Triton's objects, or no CompiledKernel back (an async compile)
+        _give_up(exc)
+        return
+    if positional and sorted(names) == sorted(constexprs):
+        if len(_LAUNCHES) >= 4096:  # ints are keyed by value: a long run of new shapes must not grow it forever
+            _LAUNCHES.clear()
+        _LAUNCHES[key] = entry
+
+
+def _fast_launch(entry, grid, device, args, constexprs):
+    """The end of JITFunction.run: the launcher called on the current stream with every argument. With no
+    launch hook set, launch_metadata is None, as CompiledKernel.launch_metadata returns then."""
+    values = args + tuple(constexprs[name] for name in entry.constexprs)
+    hooks = triton.knobs.runtime
+    stream = triton.runtime.driver.active.get_current_stream(device)
+    entry.run(grid[0], grid[1] if len(grid) > 1 else 1, grid[2] if len(grid) > 2 else 1, stream, entry.function,
+              entry.metadata, None, hooks.launch_enter_hook, hooks.launch_exit_hook, *values)
+
+
+def _give_up(exc):
+    global FAST_LAUNCH
+    if FAST_LAUNCH:
+        FAST_LAUNCH = False
+        logging.getLogger(__name__).warning("launch fast path off for this process (%s: %s); launches go through "
+                                            "kernel[grid](...)", type(exc).__name__, exc)
+'''
+
+
 # -- launch plan and ModelNew ------------------------------------------------------------------------
 
 
