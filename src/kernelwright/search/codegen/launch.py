@@ -125,15 +125,20 @@ def _launch(kernel, grid, *args, num_warps, num_stages, **constexprs):
 
 def _unwatched(kernel):
     """Whether no one watches this kernel's launches, which bypassing JITFunction.run would hide: no launch
-    hooks (a profiler such as proton sets them), no pre-run hooks, JITFunction.run not wrapped (the
-    verifier counts launches through it). Under the interpreter the kernel is no JITFunction."""
+    hooks (a profiler such as proton sets them), no pre-run hooks, JITFunction.run not wrapped, unless the
+    wrapper counts the launches that bypass it too (kernelwright's verifier does, at Triton's launcher). Under
+    the interpreter the kernel is no JITFunction."""
     knobs = getattr(triton, "knobs", None)
     if knobs is None or not isinstance(kernel, triton.runtime.JITFunction):
         return False
     hooks = knobs.runtime
     return (_idle(hooks.launch_enter_hook) and _idle(hooks.launch_exit_hook)
             and getattr(hooks, "add_stages_inspection_hook", None) is None
-            and not getattr(kernel, "pre_run_hooks", None) and not hasattr(type(kernel).run, "__wrapped__"))
+            and not getattr(kernel, "pre_run_hooks", None) and _counted(type(kernel).run))
+
+
+def _counted(run):
+    return not hasattr(run, "__wrapped__") or getattr(run, "counts_direct_launches", False)
 
 
 def _idle(hook):
