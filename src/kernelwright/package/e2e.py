@@ -126,13 +126,16 @@ def _timer(device: str):
     def run(fn, reps: int, warmup: int) -> dict[str, float]:
         for _ in range(warmup):
             fn()
-        samples = []
+        samples, host = [], []
         for _ in range(reps):
             if device.startswith("cuda"):
                 start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
                 torch.cuda.synchronize()
                 start.record()
+                t0 = time.perf_counter()
                 fn()
+                # the host's time to enqueue the step: above the GPU's, the step is host-bound
+                host.append((time.perf_counter() - t0) * 1e3)
                 end.record()
                 torch.cuda.synchronize()
                 samples.append(start.elapsed_time(end))
@@ -141,7 +144,8 @@ def _timer(device: str):
                 fn()
                 samples.append((time.perf_counter() - t0) * 1e3)
         qs = statistics.quantiles(samples, n=4, method="inclusive") if len(samples) > 1 else [samples[0]] * 3
-        return {"median_ms": statistics.median(samples), "q25_ms": qs[0], "q75_ms": qs[2], "n": len(samples)}
+        return {"median_ms": statistics.median(samples), "q25_ms": qs[0], "q75_ms": qs[2], "n": len(samples),
+                "host_ms": statistics.median(host) if host else None}
 
     return run
 
