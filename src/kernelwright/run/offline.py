@@ -24,9 +24,9 @@ timing (the rounds, the final benchmark) and every benchmark-shape verification 
 so rankings compare numbers from one device. A probe rejected beside the rounds stops them before the
 next one, and the tuned table is not adopted (best.py stays the prior), as when the probe ran first; an
 accuracy-only failure counts as a rejection there, since the rounds beside it did not use the accurate
-reductions a retry would switch to. The probes are off the critical path: the rounds are projected
-without them, and the run waits for them before a tuned table's verification, whose own projection then
-counts the wait. ``tuning_plan.json`` lists every evaluation with its GPU, start and end (``evaluations``).
+reductions a retry would switch to. The probes are off the critical path: each runs when it can end
+within the budget (not when the whole serial projection fits), the rounds are projected without them, and
+the run waits for them before a tuned table's verification, whose own projection then counts the wait. ``tuning_plan.json`` lists every evaluation with its GPU, start and end (``evaluations``).
 
 Time budget (``minutes``, default 3; :class:`Clock`): the run ends within the budget plus a 10 % margin.
 The projection is built from measured costs only (:class:`Costs`): the prior's verification is the unit
@@ -491,7 +491,8 @@ class OfflineRun:
         try:
             label, cfg, source = self.prep.probes[i]
             if not self._on_record(source, "verify", self._verify_settings(self.verify_shapes, False), ledger):
-                fits, _ = self._fits(probes=1)
+                with self.lock:  # beside the rounds a probe is off the critical path: it need only end in time
+                    fits = self.clock.fits(self.clock.elapsed() + self.costs.probe())
                 if not fits:
                     self.report(f"time budget: skipping probe {label}; best.py is verified already")
                     return None
