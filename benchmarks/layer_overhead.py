@@ -1,15 +1,15 @@
 """Host time per call of a packaged layer at a launch-bound shape (issue #13, item 3).
 
-A packaged RMSNorm made a 36-layer model's prefill slower although its kernels were faster: the step was
-host-bound. This measures where a call's host time goes, at the decode shape (one token: every forward
+A decode step is host-bound: what a packaged layer costs the host per call decides whether kernelizing
+helps it. This measures where a call's host time goes, at the decode shape (one token: every forward
 input's leading dims set to 1), through each layer of the call, outermost first:
 
   eager            the replaced module's original forward
   layer            the kernelized forward (the packaged layer's forward bound to the module, as
-                   kernels.kernelize installs it), and the same with the launch fast path off
+                   kernels.kernelize installs it)
   ops.<fn>         the registered custom op
   impl             the op's Python implementation (_kw_op_<fn>), below the dispatcher
-  fused            the generated launcher, with the launch fast path on and off (op.FAST_LAUNCH)
+  fused            the generated launcher, down to kernel[grid](...)
 
 Each is N calls timed with time.perf_counter, the GPU synchronised once at the end, no profiler; the
 median of several rounds. Also: a cProfile top 20 (tottime) of 1000 layer calls, CUDA-graph capture and
@@ -71,14 +71,14 @@ def main() -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     subject = load(args.kernel, "cuda")
-    rows, fast_path = host_rows(subject, args.calls, args.rounds)
+    rows = host_rows(subject, args.calls, args.rounds)
     profile = cprofile_top(subject, args.out / "layer_overhead_cprofile.txt")
     graph = cuda_graph(subject, args.calls)
     compiled = reduce_overhead(subject)
     report = {"environment": environment(), "kernel": str(args.kernel), "layer": subject.info.get("layer"),
               "function": subject.info["function"], "decode_inputs": [list(x.shape) for x in subject.inputs],
               "dtype": str(subject.inputs[0].dtype), "calls": args.calls, "rounds": args.rounds, "rows": rows,
-              "fast_path": fast_path, "cprofile_top20": profile, "cuda_graph": graph,
+              "cprofile_top20": profile, "cuda_graph": graph,
               "compile_reduce_overhead": compiled}
     (args.out / "layer_overhead.json").write_text(json.dumps(report, indent=2) + "\n")
     with open(args.out / "layer_overhead.csv", "w", newline="") as f:
@@ -188,9 +188,7 @@ def host_us(fn, calls: int, rounds: int) -> dict:
     return {"us_median": round(statistics.median(per_call), 2), "us_min": round(min(per_call), 2)}
 
 
-def host_rows(s: Subject, calls: int, rounds: int) -> tuple[list[dict], dict]:
-    """The timed rows, and the fast path's state after the rows timed with it on (read before the switch is
-    turned off for the rest)."""
+def host_rows(s: Subject, calls: int, rounds: int) -> list[dict]:
     import torch
 
     fn = s.info["function"]
@@ -198,39 +196,16 @@ def host_rows(s: Subject, calls: int, rounds: int) -> tuple[list[dict], dict]:
     impl = getattr(s.op, f"_kw_op_{fn}")
     x = s.inputs
     measured = [("eager", "the replaced module's original forward", lambda: s.eager(*x)),
-                ("layer", "the kernelized forward", lambda: s.kernelized(*x))]
-    off = [("layer, fast path off", "the kernelized forward, every launch through kernel[grid]",
-            lambda: s.kernelized(*x))]
-    inner = [(f"ops.{fn}", "the custom op through the dispatcher", lambda: op_fn(*s.op_args)),
-             ("impl", f"_kw_op_{fn}: the op's Python body", lambda: impl(*s.op_args)),
-             ("fused", "the generated launcher", lambda: s.op.fused(**s.fused_kwargs))]
-    fused_off = [("fused, fast path off", "the generated launcher, every launch through kernel[grid]",
-                  lambda: s.op.fused(**s.fused_kwargs))]
-    has_switch = hasattr(s.op, "FAST_LAUNCH")
-    rows = []
+                ("layer", "the kernelized forward", lambda: s.kernelized(*x)),
+                (f"ops.{fn}", "the custom op through the dispatcher", lambda: op_fn(*s.op_args)),
+                ("impl", f"_kw_op_{fn}: the op's Python body", lambda: impl(*s.op_args)),
+                ("fused", "the generated launcher", lambda: s.op.fused(**s.fused_kwargs))]
     with torch.no_grad():
-        for name, what, call in measured + inner:
-            rows.append({"call": name, "what": what, **host_us(call, calls, rounds)})
-        state = fast_path_state(s.op)
-        if has_switch:
-            s.op.FAST_LAUNCH = False
-            try:
-                for name, what, call in off + fused_off:
-                    rows.append({"call": name, "what": what, **host_us(call, calls, rounds)})
-            finally:
-                s.op.FAST_LAUNCH = True
+        rows = [{"call": name, "what": what, **host_us(call, calls, rounds)} for name, what, call in measured]
     eager = rows[0]["us_median"]
     for row in rows:
         row["x_eager"] = round(row["us_median"] / eager, 2)
-    return rows, state
-
-
-def fast_path_state(op: types.ModuleType) -> dict:
-    """Whether the fast path was there and in use: a switch still on (it turns itself off on a failure) and
-    launches remembered."""
-    if not hasattr(op, "FAST_LAUNCH"):
-        return {"present": False, "note": "the package predates the launch fast path; package it again"}
-    return {"present": True, "on": bool(op.FAST_LAUNCH), "remembered": len(getattr(op, "_LAUNCHES", {}))}
+    return rows
 
 
 def cprofile_top(s: Subject, path: Path, calls: int = 1000) -> list[dict]:
@@ -340,7 +315,6 @@ def show(report: dict) -> None:
                       f"{row['x_eager']:.2f}", escape(row["what"]))
     console = Console(width=160)
     console.print(table)
-    console.print(escape(f"fast path: {report['fast_path']}"))
     console.print(escape(f"CUDA graph of one layer call: {report['cuda_graph']}"))
     console.print(escape(f"torch.compile(reduce-overhead) of a module calling the layer: "
                          f"{report['compile_reduce_overhead']}"))

@@ -154,36 +154,6 @@ class Guards:
             self._in_hook.on = False
 
     # --- kernel launches --------------------------------------------------------------------------------
-    def _count_direct_launches(self) -> bool:
-        """Count launches that reach Triton's launcher outside JITFunction.run; False where this Triton has no
-        launcher class to wrap (generated kernels then launch through JITFunction.run under the guards)."""
-        import torch
-
-        if not torch.cuda.is_available():  # the interpreter launches no compiled kernel
-            return False
-        try:
-            from triton.runtime import driver
-
-            active = driver.active
-            base = active.launcher_cls
-        except Exception:  # noqa: BLE001 -- no GPU driver, or another Triton's layout
-            return False
-        guards = self
-
-        class CountingLauncher(base):
-            def __call__(self, *args, **kwargs):
-                if guards.kernel_depth:  # inside JITFunction.run: counted there
-                    return super().__call__(*args, **kwargs)
-                guards.launches += 1
-                guards.kernel_depth += 1
-                try:
-                    return super().__call__(*args, **kwargs)
-                finally:
-                    guards.kernel_depth -= 1
-
-        active.launcher_cls = CountingLauncher
-        return True
-
     def _patch_launchers(self) -> None:
         """Count Triton launches and stop the op trace inside them (the interpreter and the autotuner use
         torch ops of their own); count calls into compiled extensions."""
@@ -204,9 +174,6 @@ class Guards:
         try:
             from triton.runtime import autotuner, jit
             jit.JITFunction.run = counting(jit.JITFunction.run, True)
-            # generated kernels launch a compiled specialization again without JITFunction.run (their
-            # launch fast path): counted at the launcher, so the verifier checks the path users run
-            jit.JITFunction.run.counts_direct_launches = self._count_direct_launches()
             autotuner.Autotuner.run = counting(autotuner.Autotuner.run, False)
             autotuner.Heuristics.run = counting(autotuner.Heuristics.run, False)
             from triton.runtime import interpreter

@@ -24,7 +24,7 @@ from typing import Any
 
 from kernelwright.search.ir import REDUCTIONS, Program
 from kernelwright.search.codegen.expressions import expression
-from kernelwright.search.codegen.launch import LAUNCH_CACHE, MAX_TILE, model_new, plan_section
+from kernelwright.search.codegen.launch import MAX_TILE, model_new, plan_section
 from kernelwright.search.codegen.pointwise import pointwise_source
 from kernelwright.search.codegen.rows import Layout, rows_source
 from kernelwright.search.codegen.source import HEADER, TANH
@@ -53,7 +53,6 @@ def generate(program: Program, configs: list[tuple[tuple[int, int], LaunchConfig
     if "_tanh(" in kernel:
         parts.append(TANH)
     parts.append(kernel)
-    parts.append(LAUNCH_CACHE)
     parts.append(plan_section(program, configs, label))
     parts.append(launcher)
     parts.append(model_new(program))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kernelwright.search.ir import Program
 from kernelwright.search.codegen.expressions import Emitter, live, load_suffix, ref_pointer
-from kernelwright.search.codegen.launch import launch_call, launcher_params, numel_values, numels, torch_dtype
+from kernelwright.search.codegen.launch import launcher_params, numel_values, numels, torch_dtype
 from kernelwright.search.codegen.source import indent
 
 
@@ -64,8 +64,6 @@ def _launcher(program: Program) -> str:
     call_ptrs = ", ".join(s.name for s in program.inputs + program.outputs)
     call_ptrs += "".join(f", {n.name}" for n in numels(program))
     prep += "".join(f"\n    {line}" for line in numel_values(program, lambda k: f"{first}.shape[{k}]"))
-    call = launch_call("_pointwise_kernel", "(grid,)", f"{call_ptrs}, n_elements, BLOCK=block,\n"
-                       '        num_warps=config["warps"], num_stages=config["stages"]')
     return f'''
 
 def fused(*, {args}):
@@ -78,6 +76,7 @@ def fused(*, {args}):
     config = pick_config(n_elements // max(n_cols, 1), n_cols)
     block = min(config["block"], max(16, triton.next_power_of_2(n_elements)))
     grid = _grid(triton.cdiv(n_elements, block), config, {first}.device)
-    {call}
+    _pointwise_kernel[(grid,)]({call_ptrs}, n_elements, BLOCK=block,
+                               num_warps=config["warps"], num_stages=config["stages"])
     return {outs}{',' if len(program.outputs) == 1 else ''}
 '''

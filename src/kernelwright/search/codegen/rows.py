@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from kernelwright.search.ir import REDUCTIONS, Node, Program, TensorSpec, Unsupported
 from kernelwright.search.codegen.expressions import Emitter, live, load_suffix, ref_pointer
-from kernelwright.search.codegen.launch import launch_call, launcher_params, numel_values, numels, torch_dtype
+from kernelwright.search.codegen.launch import launcher_params, numel_values, numels, torch_dtype
 from kernelwright.search.codegen.reductions import (IDENTITY, combine, combine_variance, lane_final, lane_init,
                                                     lane_step, online_final, online_pair, online_step, sum_step,
                                                     variance_pairs, whole_row)
@@ -576,9 +576,8 @@ def _split_launches(g: RowGraph, plan: SplitPlan, suffix: str, stride_vals: list
              "    span = triton.cdiv(triton.cdiv(n_cols, parts), block) * block",
              f"    partials = torch.empty(n_outer * inner * parts * {plan.n_slots}, device={first}.device, "
              "dtype=torch.float32)"]
-    kernel = f"_split_kernel{suffix}"
-    lines += ["    " + launch_call(kernel, "(n_row_blocks, parts)", f"{split_args}, LEVEL={L}") for L in plan.levels]
-    return lines + ["    " + launch_call(kernel, f"(n_row_blocks, {col_parts})", f"{split_args}, LEVEL={g.depth + 1}"),
+    lines += [f"    _split_kernel{suffix}[(n_row_blocks, parts)]({split_args}, LEVEL={L})" for L in plan.levels]
+    return lines + [f"    _split_kernel{suffix}[(n_row_blocks, {col_parts})]({split_args}, LEVEL={g.depth + 1})",
                     f"    return {outs}"]
 
 
@@ -590,12 +589,10 @@ def _launcher(g: RowGraph, suffix: str, split: SplitPlan | None) -> str:
     first = program.inputs[0].name
     outs = ", ".join(o.name for o in program.outputs) + ("," if len(program.outputs) == 1 else "")
     stride_vals = _stride_values(g)
-    call = launch_call(f"_rows_kernel{suffix}", "(grid,)",
-                       f"{', '.join(s.name for s in g.tensors)},\n"
-                       f"        {', '.join(stride_vals)},\n"
-                       f"        n_outer * inner, n_cols{', inner' if g.has_inner else ''}, BLOCK=block, ROWS=rows, "
-                       f"ONE_PASS=one_pass,{_switches(g)[1]}\n"
-                       "        num_warps=config[\"warps\"], num_stages=config[\"stages\"]")
+    call = (f"_rows_kernel{suffix}[(grid,)]({', '.join(s.name for s in g.tensors)},\n"
+            f"        {', '.join(stride_vals)},\n"
+            f"        n_outer * inner, n_cols{', inner' if g.has_inner else ''}, BLOCK=block, ROWS=rows, "
+            f"ONE_PASS=one_pass,{_switches(g)[1]}\n        num_warps=config[\"warps\"], num_stages=config[\"stages\"])")
     plan = _grid_plan(g, first)
     if split:
         plan += _split_launches(g, split, suffix, stride_vals, outs)

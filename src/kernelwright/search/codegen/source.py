@@ -7,7 +7,6 @@ HEADER = '''\
 # Captured ATen ops: {ops}
 # Tunables are the kernel's tl.constexpr arguments; CONFIGS maps shape buckets (rows, cols) to them.
 import functools
-import logging
 import math
 
 import torch
