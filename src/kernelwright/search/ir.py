@@ -34,6 +34,9 @@ class Op(Tag):
     NUMEL = "numel"      # a product of iteration dims' sizes, passed in at run time
     INIT = "init"        # a constructor argument, passed in at run time
     COLUMN = "column"    # the index along one dim
+    # rotate_half's slices at the half of a dim and their cat, as an index remap within the dim:
+    ROLL_HALF = "roll_half"    # an input read half the dim further on, wrapping: x[(i + n // 2) % n]
+    FIRST_HALF = "first_half"  # whether the index along the dim is below n // 2 (which part of the cat)
     # reductions
     SUM = "sum"
     MAX = "max"
@@ -95,6 +98,8 @@ POINTWISE_BINARY = frozenset({
     Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.MAXIMUM, Op.MINIMUM, Op.POW, Op.EQ, Op.NE, Op.LT, Op.LE, Op.GT, Op.GE,
     Op.LOGICAL_AND, Op.LOGICAL_OR, Op.RSUB, Op.ATAN2})
 REDUCTIONS = frozenset({Op.SUM, Op.MAX, Op.MIN, Op.ARGMAX, Op.ARGMIN})
+# nodes that read along a dim by index: only the pointwise schedule computes indices per dim
+REMAPS = frozenset({Op.ROLL_HALF, Op.FIRST_HALF})
 
 
 class Dtype(Tag):
@@ -189,6 +194,9 @@ class Program:
     init_attrs: dict[str, str] = field(default_factory=dict)
     # what shrunk shapes keep because the task's Model needs it (``knobs.relations``), for the run's notes
     shape_relations: str = ""
+    # outputs whose iteration spaces differ (q and k of rotary, with fewer key heads): one pointwise
+    # Program per output, all computed by one launch; this Program's inputs and outputs are their union
+    parts: list[Program] = field(default_factory=list)
 
     @property
     def node_by_name(self) -> dict[str, Node]:
@@ -196,6 +204,8 @@ class Program:
 
     @property
     def kind(self) -> Kind:
+        if self.reduce_dim is None and (self.parts or any(n.op in REMAPS for n in self.nodes)):
+            return Kind.POINTWISE  # the pointwise schedule indexes broadcast inputs per dim
         if self.reduce_dim is None and all(len(s.dim_map) == self.rank and None not in s.dim_map
                                            and set(s.dim_map) == set(range(self.rank))
                                            for s in self.inputs + self.outputs):

@@ -12,9 +12,9 @@ import math
 import operator
 from typing import Any, Callable
 
-from kernelwright.search.ir import (POINTWISE_BINARY, POINTWISE_UNARY, REDUCTIONS, Const, Dtype, Node, Op,
-                                    Program, Source, TensorSpec, Unsupported)
-from kernelwright.search.trace import init_source, iteration_space
+from kernelwright.search.ir import (POINTWISE_BINARY, POINTWISE_UNARY, REDUCTIONS, REMAPS, Const, Dtype, Node,
+                                    Op, Program, Source, TensorSpec, Unsupported)
+from kernelwright.search.trace import HALF, init_source, iteration_space
 
 # ops that only re-describe a value's shape: the generated kernel broadcasts implicitly
 VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "expand", "alias", "clone", "contiguous",
@@ -46,11 +46,25 @@ def outside_family(graph) -> str:
             f"agent generates ({COVERS})")
 
 
+class Half:
+    """A half of iteration dim ``dim`` (a value of rotate_half before its cat), not computed on its own:
+    ``at(part)`` is its IR value at the full dim's index i where the cat puts it (part 0: i < n // 2,
+    part 1: i >= n // 2), built on first use."""
+
+    def __init__(self, dim: int, build: Callable[[int], str]):
+        self.dim, self._build, self._at = dim, build, {}
+
+    def at(self, part: int) -> str:
+        if part not in self._at:
+            self._at[part] = self._build(part)
+        return self._at[part]
+
+
 class Lowering:
     """One graph's lowering in progress: the IR nodes so far, and which IR value each fx node is."""
 
-    def __init__(self, graph, low, size_constants: dict, from_init: dict):
-        self.space = iteration_space(graph)
+    def __init__(self, graph, low, size_constants: dict, from_init: dict, nodes=None, taken: set[str] = frozenset()):
+        self.space = iteration_space(graph, nodes)
         self.rank = len(self.space)
         self.low = low                       # the task's dtype, as traced
         self.size_constants = size_constants  # (fx node, arg position) -> dims whose size it is
@@ -58,7 +72,9 @@ class Lowering:
         self.nodes: list[Node] = []
         self.by_name: dict[str, Node] = {}
         self.names: dict[Any, Any] = {}      # fx node -> IR name (or a tuple of names for multi-output ops)
-        self.used: set[str] = set()
+        self.used: set[str] = set(taken)   # names another part's kernel uses beside ours
+        self.halved: set[int] = set()        # iteration dims sliced at their half (rotate_half)
+        self.remaps: dict[tuple, str] = {}   # (op, dim[, value]) -> the node, built once
         self.reductions_dims: set[tuple[int, ...]] = set()
 
     def dim_map(self, shape) -> tuple[int | None, ...]:
@@ -67,7 +83,8 @@ class Lowering:
             if size == 1:
                 mapping.append(None)
                 continue
-            while k < self.rank and self.space[k] != size:
+            # a half of a dim sliced at its half (rotate_half) spans that dim: the cat puts the halves back
+            while k < self.rank and self.space[k] != size and not (k in self.halved and self.space[k] == 2 * size):
                 k += 1
             if k == self.rank:
                 raise Unsupported("reshape", f"a tensor of shape {tuple(shape)} does not map onto {self.space} "
@@ -160,6 +177,8 @@ class Lowering:
                                                type(None)))
              else x for x in n.args]
         for j, x in enumerate(a):
+            if (n.name, j) in self.size_constants and packet == "slice":
+                continue  # a half of a dim: the slice rule reads it as the remap's bound
             if (n.name, j) in self.size_constants:  # a dimension's size, read at run time
                 dims, inverse = self.size_constants[(n.name, j)]
                 a[j] = self.add(Op.NUMEL, [], (), Dtype.F32, "size", of=dims, inverse=inverse)
@@ -183,7 +202,46 @@ class Lowering:
         rule = RULES.get(packet)
         if rule is None:
             raise Unsupported(str(n.target))
+        if any(isinstance(x, Half) for x in a) and packet not in ("cat", "slice"):
+            self.names[n] = self.on_halves(n, packet, rule, a, dt)
+            return
         self.names[n] = rule(self, n, packet, a, dt)
+
+    def on_halves(self, n, packet: str, rule: "Rule", a: list, dt) -> "Half":
+        """An elementwise op on halves of a dim is a half too, computed where the cat puts it."""
+        if rule not in ELEMENTWISE_RULES or (rule is _alias and not _same_sizes(n)):
+            raise Unsupported(str(n.target), "a half of a dimension (rotate_half's slice) used by an op other than "
+                                             "an elementwise one or a cat of the two halves")
+        dims = {x.dim for x in a if isinstance(x, Half)}
+        if len(dims) > 1:
+            raise Unsupported(str(n.target), "halves of two different dimensions in one op")
+        return Half(dims.pop(), lambda part: rule(self, n, packet, [x.at(part) if isinstance(x, Half) else x
+                                                                    for x in a], dt))
+
+    def remap(self, op: Op, args: list, dim: int, dtype: Dtype, base: str) -> str:
+        key = (op, dim, *args)
+        if key not in self.remaps:
+            self.remaps[key] = self.add(op, args, {dim} | set().union(*(self.dims_of(x) for x in args)), dtype,
+                                        base, dim=dim)
+        return self.remaps[key]
+
+    def rolled(self, name: str, dim: int) -> str:
+        """``name`` read half of ``dim`` further on, wrapping around: each input it depends on is read at
+        the other half (a pointwise value is recomputed from its rolled operands)."""
+        node = self.by_name[name]
+        if dim not in node.dims:
+            return name
+        if node.op == Op.INPUT:
+            return self.remap(Op.ROLL_HALF, [name], dim, node.dtype, name + "_rolled")
+        if node.op == Op.ROLL_HALF:  # half further twice is the same column
+            return node.args[0]
+        if node.op in REDUCTIONS or node.op in (Op.COLUMN, Op.FIRST_HALF):
+            raise Unsupported(f"aten.{node.op}", "a reduction or an index along a dim read at that dim's other half")
+        key = (Op.ROLL_HALF, dim, name)
+        if key not in self.remaps:
+            args = [self.rolled(x, dim) if isinstance(x, str) else x for x in node.args]
+            self.remaps[key] = self.add(node.op, args, node.dims, node.dtype, name + "_rolled", **node.attrs)
+        return self.remaps[key]
 
     def picked(self, name: str, hit: str, d: tuple[int, ...], base: str) -> str:
         """``name`` at the column ``hit`` marks, one value per row. A value that waits for no reduction is
@@ -414,6 +472,57 @@ def _batch_norm(lw: Lowering, n, packet: str, a: list, dt):
     return (lw.affine_tail(y, weight, bias, x_dims, lw.sym_dtype(n.meta["val"][0].dtype)), None, None)
 
 
+def _slice(lw: Lowering, n, packet: str, a: list, dt):
+    """``x[..., : n // 2]`` or ``x[..., n // 2 :]`` along one dim: a :class:`Half`, which elementwise ops
+    keep and a cat of both halves turns back into a value of the whole dim. Any other slice is refused."""
+    x = n.args[0]
+    shape = tuple(x.meta["val"].shape)
+    tdim = (n.args[1] if len(n.args) > 1 else 0) % len(shape)
+    start, end = (n.args[2] if len(n.args) > 2 else None), (n.args[3] if len(n.args) > 3 else None)
+    step = n.args[4] if len(n.args) > 4 else 1
+    k = lw.dim_map(shape)[tdim]
+    bounds = (_bound(lw, n, 2, start, shape[tdim], k, "start"), _bound(lw, n, 3, end, shape[tdim], k, "end"))
+    if step != 1 or k is None or shape[tdim] % 2 or bounds not in (("start", "half"), ("half", "end")) \
+            or not isinstance(a[0], str):
+        raise Unsupported(str(n.target), f"a slice that is not one half of a dimension ({start}:{end} of "
+                                         f"{shape[tdim]}, step {step})")
+    lw.halved.add(k)
+    source, part = a[0], 0 if bounds[0] == "start" else 1
+    # the cat puts this half at `part`; at the other part the index lands half the dim away from it
+    return Half(k, lambda at: source if at == part else lw.rolled(source, k))
+
+
+def _bound(lw: Lowering, n, j: int, value, size: int, k: int | None, edge: str) -> str:
+    """A slice bound as ``start``/``end`` of the dim or ``half``: ``size // 2`` at this shape, and when
+    it moves with the shape, recognised as half of this very dim (:func:`trace.size_constants`)."""
+    if value is None or value == 0 and edge == "start" or value >= size and edge == "end":
+        return edge
+    moving = lw.size_constants.get((n.name, j))
+    if value == size // 2 and (moving is None or moving == ((k,), HALF)):
+        return "half"
+    return "other"
+
+
+def _cat(lw: Lowering, n, packet: str, a: list, dt):
+    """The two halves of one dim put back in either order (rotate_half's ``cat((-x2, x1), -1)``): at index
+    i of the dim, the first operand below n // 2 and the second from there."""
+    parts = [lw.names[x] for x in n.args[0]]
+    shape = n.meta["val"].shape
+    tdim = (n.args[1] if len(n.args) > 1 else 0) % len(shape)
+    dims = {p.dim for p in parts if isinstance(p, Half)}
+    if len(parts) != 2 or not all(isinstance(p, Half) for p in parts) or dims != {lw.dim_map(shape)[tdim]}:
+        raise Unsupported(str(n.target), "a cat of anything but the two halves of one dimension")
+    k = dims.pop()
+    first = lw.remap(Op.FIRST_HALF, [], k, Dtype.BOOL, "first_half")
+    return lw.add(Op.WHERE, [first, parts[0].at(0), parts[1].at(1)], lw.out_dims(n), dt, n.name)
+
+
+def _same_sizes(n) -> bool:
+    """A view that only adds or drops size-1 dims (a half keeps its dims in order)."""
+    src = [s for s in n.args[0].meta["val"].shape if s != 1]
+    return src == [s for s in n.meta["val"].shape if s != 1]
+
+
 def _rules() -> dict[str, Rule]:
     groups: list[tuple[Any, Rule]] = [
         (VIEWS, _alias),
@@ -428,6 +537,8 @@ def _rules() -> dict[str, Rule]:
         (("native_layer_norm",), _layer_norm),
         (("gather",), _gather),
         (("native_batch_norm",), _batch_norm),
+        (("slice",), _slice),
+        (("cat",), _cat),
     ]
     table: dict[str, Rule] = {}
     for packets, rule in groups:
@@ -440,20 +551,91 @@ def _rules() -> dict[str, Rule]:
 
 # ATen op name (without its overload) -> the rule that lowers it
 RULES: dict[str, Rule] = _rules()
+# rules that compute each element from the same element of their operands: they apply to halves too
+ELEMENTWISE_RULES = frozenset({_alias, _cast, _pointwise, _clamp, _where})
 
 
 def lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params,
           size_constants=None, from_init=None) -> tuple[Program, set[tuple[int, ...]]]:
-    """The graph as a Program (not yet split into stages), and the blocks of dims it reduces over."""
+    """The graph as a Program (not yet split into stages), and the blocks of dims it reduces over. Outputs
+    whose tensors fit no one iteration space (rotary's q and k, with fewer key heads) are lowered each on
+    its own space, as the parts of one pointwise Program."""
     import torch
 
-    lw = Lowering(graph, low, size_constants or {}, from_init or {})
+    with torch.no_grad():
+        ret = model(*inputs)
+    # make_fx wraps a single returned tensor in a list; the model's own return decides the structure
+    output_is_tuple = isinstance(ret, (tuple, list))
+    args = (task, graph, model, inputs, tensor_positions, state_names, low, forward_params, size_constants or {},
+            from_init or {}, output_is_tuple)
+    try:
+        return _lower(*args)
+    except Unsupported as exc:
+        if exc.op != "inputs that do not broadcast together" or len(_outputs(graph)) < 2:
+            raise
+        try:
+            return _lower_parts(*args), set()
+        except Unsupported:
+            raise exc from None
+
+
+def _outputs(graph) -> list:
+    out = next(n for n in graph.graph.nodes if n.op == "output").args[0]
+    return list(out) if isinstance(out, (list, tuple)) else [out]
+
+
+def _cone(node) -> set:
+    """The fx nodes ``node`` is computed from, itself included."""
+    seen, stack = set(), [node]
+    while stack:
+        n = stack.pop()
+        if n not in seen:
+            seen.add(n)
+            stack.extend(n.all_input_nodes)
+    return seen
+
+
+def _lower_parts(task, graph, model, inputs, tensor_positions, state_names, low, forward_params, sizes, from_init,
+                 output_is_tuple) -> Program:
+    """One pointwise Program per output, on the space of the tensors it is computed from; their names kept
+    apart (one kernel computes them all), the inputs they share named alike."""
+    parts: list[Program] = []
+    for i, out in enumerate(_outputs(graph)):
+        taken = {n.name for p in parts for n in p.nodes if n.op != Op.INPUT}
+        part, blocks = _lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params, sizes,
+                              from_init, output_is_tuple, only=(i, _cone(out)), taken=taken)
+        if blocks:
+            raise Unsupported("outputs of different shapes", "a reduction in one of them")
+        parts.append(part)
+    first = parts[0]
+    kept = list(dict.fromkeys(n.attrs["param"] for p in parts for n in p.nodes if n.op == Op.INIT))
+    source, init_attrs = init_source(model, kept)
+    # the forward's own order: the offline run pairs these specs with the task's inputs one by one
+    order = [*state_names, *forward_params]
+    inputs_union = {s.name: s for p in parts for s in p.inputs}.values()
+    return Program(task=task.name, nodes=list({n.name: n for p in parts for n in p.nodes}.values()),
+                   inputs=sorted(inputs_union, key=lambda s: order.index(s.ref)),
+                   outputs=[o for p in parts for o in p.outputs], rank=first.rank, reduce_dim=None,
+                   forward_args=forward_params, scalar_args=first.scalar_args, init_source=source,
+                   ops=sorted({o for p in parts for o in p.ops}), output_is_tuple=output_is_tuple,
+                   init_attrs=init_attrs, parts=parts)
+
+
+def _lower(task, graph, model, inputs, tensor_positions, state_names, low, forward_params, sizes, from_init,
+           output_is_tuple, only: tuple[int, set] | None = None,
+           taken: set[str] = frozenset()) -> tuple[Program, set[tuple[int, ...]]]:
+    """The graph, or with ``only`` = (i, its fx nodes) just output i, as a Program."""
+    import torch
+
+    cone = only[1] if only else None
+    lw = Lowering(graph, low, sizes, from_init, cone, taken)
     placeholders = [n for n in graph.graph.nodes if n.op == "placeholder"]
-    output_node = next(n for n in graph.graph.nodes if n.op == "output")
 
     specs: list[TensorSpec] = []
     n_state = len(state_names)
     for i, ph in enumerate(placeholders):
+        if cone is not None and ph not in cone:
+            continue
         if i < n_state:
             specs.append(lw.input(ph, Source.PARAM, state_names[i], state_names[i].replace(".", "_")))
         else:
@@ -462,8 +644,8 @@ def lower(task, graph, model, inputs, tensor_positions, state_names, low, forwar
 
     ops_seen: list[str] = []
     for n in graph.graph.nodes:
-        if n.op != "call_function" or not n.users:  # dead values (BatchNorm's unused empty() workspace)
-            continue
+        if n.op != "call_function" or not n.users or (cone is not None and n not in cone):
+            continue  # dead values (BatchNorm's unused empty() workspace), another part's values
         ops_seen.append(str(n.target))
         try:
             lw.lower_node(n)
@@ -472,20 +654,18 @@ def lower(task, graph, model, inputs, tensor_positions, state_names, low, forwar
                 raise Unsupported(str(n.target), exc.why) from None
             raise
 
-    outputs_raw = output_node.args[0]
-    flat = list(outputs_raw) if isinstance(outputs_raw, (list, tuple)) else [outputs_raw]
-    # make_fx wraps a single returned tensor in a list; the model's own return decides the structure
-    with torch.no_grad():
-        ret = model(*inputs)
-    output_is_tuple = isinstance(ret, (tuple, list))
     outputs = []
-    for i, fx_out in enumerate(flat):
+    for i, fx_out in enumerate(_outputs(graph)):
+        if only is not None and i != only[0]:
+            continue
         if not isinstance(fx_out, torch.fx.Node):
             raise Unsupported("non-tensor output")
         val = fx_out.meta["val"]
         ir = lw.names[fx_out]
         if isinstance(ir, Const):
             raise Unsupported("constant output")
+        if isinstance(ir, Half):
+            raise Unsupported("aten.slice.Tensor", "a half of a dimension returned as it is")
         outputs.append(TensorSpec(name=f"out{i}", source=Source.OUTPUT, ref=str(i), dim_map=lw.dim_map(val.shape),
                                   dtype=lw.sym_dtype(val.dtype), node=ir))
     scalar_args = {forward_params[i]: x for i, x in enumerate(inputs) if not isinstance(x, torch.Tensor)}

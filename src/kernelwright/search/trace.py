@@ -220,21 +220,23 @@ def trace_or_refuse(task: Task, sizes: tuple[int, ...]):
                                            "from the task avoids it") from None
 
 
-def iteration_space(graph) -> tuple[int, ...]:
-    """The largest tensor's shape: every other tensor's dimensions map onto it."""
+def iteration_space(graph, nodes=None) -> tuple[int, ...]:
+    """The largest tensor's shape (of ``nodes``, a part of the graph, when given): every other tensor's
+    dimensions map onto it."""
     import torch
 
     tensors = [n.meta["val"] for n in graph.graph.nodes if n.op in ("placeholder", "call_function")
-               and isinstance(n.meta.get("val"), torch.Tensor)]
+               and isinstance(n.meta.get("val"), torch.Tensor) and (nodes is None or n in nodes)]
     if not tensors:
         raise Unsupported("no tensors", "the model has no tensor inputs")
     return tuple(max(tensors, key=lambda t: (t.numel(), t.dim())).shape)
 
 
-def size_constants(graph, other) -> dict[tuple[str, int], tuple[tuple[int, ...], bool]]:
+def size_constants(graph, other) -> dict[tuple[str, int], tuple[tuple[int, ...], bool | str]]:
     """Scalars that differ between the two capture shapes but are, at both, the product of the same
-    iteration dims' sizes (or its reciprocal): ``batchmean`` divides by the batch. They become run-time
-    values; any other difference is a constant the graph baked from one shape, which is refused."""
+    iteration dims' sizes (or its reciprocal): ``batchmean`` divides by the batch; or half of one even
+    dim's size (``HALF``): rotate_half's ``x[..., : x.shape[-1] // 2]``. They become run-time values; any
+    other difference is a constant the graph baked from one shape, which is refused."""
     import math
 
     ours = [n for n in graph.graph.nodes if n.op == "call_function"]
@@ -249,8 +251,8 @@ def size_constants(graph, other) -> dict[tuple[str, int], tuple[tuple[int, ...],
             scalar = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
             if not (scalar(x) and scalar(y)) or repr(round(float(x), 9)) == repr(round(float(y), 9)):
                 continue
-            match = None
-            for dims in subsets:
+            match = _half(space_a, space_b, x, y)
+            for dims in subsets if match is None else ():
                 pa, pb = math.prod(space_a[k] for k in dims), math.prod(space_b[k] for k in dims)
                 if x == pa and y == pb:
                     match = (dims, False)
@@ -263,6 +265,18 @@ def size_constants(graph, other) -> dict[tuple[str, int], tuple[tuple[int, ...],
                                                  "and no product of dimension sizes")
             found[(a.name, j)] = match
     return found
+
+
+HALF = "half"  # a size constant that is ``size // 2`` of one dim (a slice bound), not a product
+
+
+def _half(space_a: tuple[int, ...], space_b: tuple[int, ...], x, y) -> tuple[tuple[int, ...], str] | None:
+    """((k,), HALF) when x and y are half of dim k's even size at either shape; the last such dim first, as
+    a head dim is halved and the dims before it are batch, heads and positions."""
+    for k in reversed(range(len(space_a))):
+        if space_a[k] % 2 == 0 and space_b[k] % 2 == 0 and (x, y) == (space_a[k] // 2, space_b[k] // 2):
+            return (k,), HALF
+    return None
 
 
 def init_source(model, keep: list[str]) -> tuple[str, dict[str, str]]:

@@ -179,7 +179,7 @@ def _batch_inputs(program: Program) -> list[str]:
     dim 0 is iteration dim 0, when that dim is independent (no reduction over it, every output starts with
     it, no other input carries it elsewhere). Empty when the program allows none; then every input must
     come with the rank it was captured at."""
-    if program.stages or program.rank == 0 or 0 in program.reduce_dims:
+    if program.stages or program.parts or program.rank == 0 or 0 in program.reduce_dims:
         return []
     if any(not o.dim_map or o.dim_map[0] != 0 for o in program.outputs):
         return []
