@@ -181,6 +181,8 @@ class Lowering:
                 continue  # a half of a dim: the slice rule reads it as the remap's bound
             if (n.name, j) in self.size_constants:  # a dimension's size, read at run time
                 dims, inverse = self.size_constants[(n.name, j)]
+                if inverse == HALF:  # only a slice reads a half of a dim
+                    raise Unsupported(str(n.target), "half of a dimension's size used other than as a slice bound")
                 a[j] = self.add(Op.NUMEL, [], (), Dtype.F32, "size", of=dims, inverse=inverse)
             elif (n.name, j) in self.from_init and not (packet == "pow" and j == 1):
                 # a constructor argument, read at run time (a pow's exponent stays baked: x ** e with e
