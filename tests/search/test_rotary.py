@@ -102,3 +102,20 @@ def test_halves_in_either_order_and_a_broadcast_factor_verify(tmp_path):
 def test_a_slice_not_at_the_half_is_refused(tmp_path):
     with pytest.raises(Unsupported, match="not one half of a dimension"):
         capture.capture(_task(tmp_path, first=":3", second="3:"))
+
+
+def test_a_cos_table_of_another_length_is_refused_before_any_read(tmp_path):
+    """The kernel reads cos and sin at offsets from q's and k's sizes: a shorter table would be read out of
+    bounds, so the launcher refuses it in one sentence."""
+    import torch
+
+    from kernelwright.tasks.task import import_file
+
+    path = tmp_path / "rotary_kernel.py"
+    path.write_text(generate(capture.capture(load_task("rotary")), [((1024, 128), CONFIG)]))
+    module = import_file(path, prefix="kw_test_rotary")
+    q, k = torch.randn(1, 4, 8, 16), torch.randn(1, 2, 8, 16)
+    with pytest.raises(ValueError, match=r"cos has shape \(6, 16\); with the other inputs this kernel needs \(8, 16\)"):
+        module.fused(q=q, k=k, cos=torch.randn(6, 16), sin=torch.randn(8, 16))
+    with pytest.raises(ValueError, match=r"sin has shape \(8, 8\)"):
+        module.fused(q=q, k=k, cos=torch.randn(8, 16), sin=torch.randn(8, 8))

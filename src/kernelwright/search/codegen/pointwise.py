@@ -227,6 +227,7 @@ def _indexed_launcher(program: Program, parts: list[Program], suffixes: list[str
         for k in sorted({n.attrs["dim"] for n in part.nodes if n.op in REMAPS}):
             lines.append(f"if size{k}{suffix} % 2:")
             lines.append(f'    raise ValueError(f"dim {k} has odd size {{size{k}{suffix}}}: rotate_half needs it even")')
+        lines += _shape_checks(part, suffix)
         lines += [f"{o.name} = torch.empty(shape{suffix}, device={first}.device, dtype={torch_dtype(o, program)})"
                   for o in part.outputs]
         lines.append(f"n_elements{suffix} = {' * '.join(f'shape{suffix}[{k}]' for k in range(part.rank)) or '1'}")
@@ -248,6 +249,22 @@ def _indexed_launcher(program: Program, parts: list[Program], suffixes: list[str
 def fused(*, {", ".join(launcher_params(program))}):
 {indent(lines, 4)}
 '''
+
+
+def _shape_checks(part: Program, suffix: str) -> list[str]:
+    """Each input's shape against the output's (the kernel reads every input at offsets computed from the
+    output's sizes: an input of another size would be read out of bounds, so it is refused)."""
+    sources = _shape(part).split(", ")
+    lines = []
+    for spec in part.inputs:
+        expected = ["1" if k is None else f"shape{suffix}[{k}]" for k in spec.dim_map]
+        if all(k is not None and sources[k] == f"{spec.name}.shape[{j}]" for j, k in enumerate(spec.dim_map)):
+            continue  # its sizes are the output's: nothing to compare
+        wanted = f"({', '.join(expected)}{',' if len(expected) == 1 else ''})"
+        lines += [f"if tuple({spec.name}.shape) != {wanted}:",
+                  f'    raise ValueError(f"{spec.name} has shape {{tuple({spec.name}.shape)}}; with the other inputs this '
+                  f'kernel needs {{{wanted}}}")']
+    return lines
 
 
 def _shape(part: Program) -> str:
