@@ -22,7 +22,8 @@ VIEWS = {"view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "expand", "a
          "squeeze_copy"}
 
 # What the offline generator covers, in a user's words: every refusal of a whole family says it.
-COVERS = "elementwise chains, reductions over one dim or a block of dims, softmax-shaped rows, losses"
+COVERS = ("elementwise chains, reductions over one dim or a block of dims, softmax-shaped rows, losses, "
+          "rotary embeddings (rotate_half)")
 # ATen ops of operators that are matmul-, attention- or convolution-shaped: the generator writes none of them
 CONTRACTIONS = {"mm", "bmm", "addmm", "baddbmm", "addbmm", "matmul", "dot", "mv", "addmv", "einsum", "linear",
                 "convolution", "_convolution", "conv1d", "conv2d", "conv3d", "conv_transpose1d", "conv_transpose2d",
