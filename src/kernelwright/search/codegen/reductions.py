@@ -1,5 +1,6 @@
 """Reductions as lines of kernel code, shared by the row and split kernels: a row sum's (compensated)
-step, the online max/sum-exp pair, and the split kernel's combine of every part's partial statistics."""
+step, a variance's statistics in one pass (Welford), the online max/sum-exp pair, and the split kernel's
+combine of every part's partial statistics."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ IDENTITY = {"sum": "0.0", "max": 'float("-inf")', "min": 'float("inf")', "argmax
 
 
 def variance_pairs(reductions: list[Node], by_name: dict[str, Node], is_col: dict[str, bool]) -> dict[str, tuple]:
-    """sum((x - mean)^2) with mean = sum(x) / n, all in fp32 (how capture lowers var, std and LayerNorm):
-    {sum of squares: (sum, x, mean)}. The split kernel combines such a pair in one launch (Chan et al.:
-    each part's sum and squared deviations from its own mean, combined exactly)."""
+    """sum((x - mean)^2) with mean = sum(x) / n, all in fp32 (how capture lowers var, std, LayerNorm,
+    InstanceNorm and training BatchNorm, whatever the correction): {sum of squares: (sum, x, mean)}, one
+    per sum. A looped pass takes such a pair together (Welford, see ``welford_step``) and the split kernel
+    combines the parts' pairs in one launch (Chan et al.: each part's sum and squared deviations from its
+    own mean, combined exactly)."""
     names = {n.name for n in reductions}
     found = {}
     for s2 in reductions:
@@ -29,7 +32,8 @@ def variance_pairs(reductions: list[Node], by_name: dict[str, Node], is_col: dic
             continue
         s1 = by_name[m.args[0]]
         if s1.op == "sum" and s1.name in names and s1.args[0] == x and is_col.get(x) and \
-                {sq.dtype, dev.dtype, m.dtype, s1.dtype} == {"f32"}:
+                {sq.dtype, dev.dtype, m.dtype, s1.dtype} == {"f32"} and \
+                all(v[0] != s1.name for v in found.values()):  # a second pair on one sum keeps its own pass
             found[s2.name] = (s1.name, x, mean)
     return found
 
@@ -172,3 +176,31 @@ def online_final(m: str, sm: str) -> list[str]:
     """The online pair's sum of exp, each lane's rescaled from its own max to the row's."""
     return [f"{sm} = tl.sum(tl.where({m}_acc == float(\"-inf\"), 0.0, "
             f"{sm}_acc * tl.exp({m}_acc - {m})), axis=1)[:, None]"]
+
+
+def welford_step(s2: str, s1: str, x: str, lo: str, sum_lines: list[str]) -> list[str]:
+    """One chunk ``x`` folded into a variance pair's per-lane state: ``sum_lines`` (the sum's own step) and,
+    around it, the squared deviations (Welford: (x - mean before) * (x - mean after)), so the row's sum and
+    variance take one read of it, not one each. The lane's mean is its running sum (compensated under
+    ACCURATE) over its count, so the sum and its inf/NaN are the plain sum's. Chunks run in order from
+    ``lo``: every lane that holds a value in this chunk holds its k-th, k the chunk's ordinal, so the count
+    is one scalar per chunk (a masked lane adds nothing)."""
+    total = f"({s1}_acc - {s1}_err)"
+    return [f"{s2}_seen = {_offset('start', lo)} // BLOCK",
+            f"{s2}_before = {total} * (1.0 / tl.maximum({s2}_seen, 1))",
+            *sum_lines,
+            f"{s2}_after = {total} * (1.0 / ({s2}_seen + 1))",
+            *sum_step(s2, f"tl.where(mask, ({x} - {s2}_before) * ({x} - {s2}_after), 0.0)")]
+
+
+def welford_final(s2: str, s1: str, lo: str, hi: str) -> list[str]:
+    """After the sum ``s1`` is final: the lanes' (count, mean, M2) combined into the row's sum of squared
+    deviations ``s2`` (Chan et al.: each lane's M2 plus its count times its mean's squared distance from the
+    row's mean, all added in one tree sum). Lane j holds columns lo + j + k * BLOCK: its count."""
+    return [f"{s2}_n = tl.cdiv(tl.maximum({_offset(hi, lo)} - tl.arange(0, BLOCK), 0), BLOCK).to(tl.float32)[None, :]",
+            f"{s2}_mu = {s1} / tl.maximum(tl.sum({s2}_n, axis=1)[:, None], 1.0)",
+            f"{s2}_dm = ({s1}_acc - {s1}_err) / tl.maximum({s2}_n, 1.0) - {s2}_mu",
+            f"{s2} = tl.sum(({s2}_acc - {s2}_err) + {s2}_n * {s2}_dm * {s2}_dm, axis=1)[:, None]"]
+
+def _offset(col: str, lo: str) -> str:
+    return col if lo == "0" else f"({col} - {lo})"

@@ -3,7 +3,8 @@
 The iteration space is viewed as (outer, n_cols, inner); a row is one (outer, inner) pair. The rows kernel
 handles ``ROWS`` rows at a time in a grid-strided loop (persistent when the grid is smaller than the
 number of row blocks), and either holds whole rows in registers (``ONE_PASS``) or streams them in
-``BLOCK``-wide chunks, one pass per level of dependent reductions plus one to write. With an inner dim,
+``BLOCK``-wide chunks, one pass per level of dependent reductions plus one to write (a variance's sum of
+squared deviations rides on its mean's pass: Welford). With an inner dim,
 ``COLUMN`` tiles it instead (adjacent inner elements per program, coalesced). The split kernel shares a
 row's columns among ``SPLIT`` programs: each stores its part's partial statistics, a later launch
 combines them.
@@ -21,8 +22,8 @@ from kernelwright.search.ir import REDUCTIONS, Node, Program, TensorSpec, Unsupp
 from kernelwright.search.codegen.expressions import Emitter, live, load_suffix, ref_pointer
 from kernelwright.search.codegen.launch import launcher_params, numel_values, numels, torch_dtype
 from kernelwright.search.codegen.reductions import (IDENTITY, combine, combine_variance, lane_final, lane_init,
-                                                    lane_step, online_final, online_pair, online_step, sum_step,
-                                                    variance_pairs, whole_row)
+                                                    lane_step, online_final, online_pair, online_step,
+                                                    variance_pairs, welford_final, welford_step, whole_row)
 from kernelwright.search.codegen.source import indent, nest
 
 # the first lines of every chunk: which columns it holds and which of its elements are in the tensor
@@ -135,6 +136,10 @@ class RowGraph:
         self.col_outputs = [o for o in program.outputs if reduced & set(o.dim_map)]
         self.row_outputs = [o for o in program.outputs if not reduced & set(o.dim_map)]
         self.pair = online_pair(self.reductions, self.level, self.by_name, self.is_col)
+        # {sum of squares: (sum, x, mean)}: the sum of squares is taken in its mean's pass, so the input is
+        # read once for both statistics (InstanceNorm's looped rows: 2 reads of x, not 3)
+        self.variances = variance_pairs(self.reductions, self.by_name, self.is_col)
+        self.welford = {v[0]: s2 for s2, v in self.variances.items()}  # sum -> its sum of squares
         self.has_sum = any(n.op == "sum" for n in self.reductions)
         self.env: dict[str, str] = {}
         self.done: set[str] = set()
@@ -203,8 +208,10 @@ class RowGraph:
     # the passes of a looped body
 
     def todo(self, p: int, online: bool) -> list[Node]:
-        """The reductions accumulated in level ``p``'s pass (the online pair's sum rides on level 1)."""
-        return [n for n in self.reductions if self.level[n.name] == p and not (online and n is self.pair[1])]
+        """The reductions accumulated in level ``p``'s pass (the online pair's sum rides on level 1, a
+        variance's sum of squares on its sum's level)."""
+        return [n for n in self.reductions if self.level[n.name] == p and not (online and n is self.pair[1])
+                and n.name not in self.variances]
 
     def emit_rows(self, upto: int, out: list[str]) -> None:
         """Row values (no reduced dim) available once reductions up to ``upto`` are final."""
@@ -234,14 +241,15 @@ class RowGraph:
             out.append(f"{name} = {self.load(n) if n.op == 'input' else self.em.pointwise(n, scope)}")
             scope[name] = name
 
-    def accumulate(self, p: int, todo: list[Node], online: bool, span: str = "0, n_cols") -> list[str]:
-        """One pass over the columns in ``range(span, BLOCK)`` accumulating ``todo`` per lane, then the
+    def accumulate(self, p: int, todo: list[Node], online: bool, lo: str = "0", hi: str = "n_cols") -> list[str]:
+        """One pass over the columns in ``range(lo, hi, BLOCK)`` accumulating ``todo`` per lane, then the
         lanes reduced to one value per row. ``online``: softmax's sum of exp(v - max v) is kept beside the
-        running max and rescaled when the max grows, so it needs no pass of its own."""
+        running max and rescaled when the max grows, so it needs no pass of its own; likewise a variance's
+        sum of squares beside its sum (``welford``)."""
         out: list[str] = []
         pair_here = online and p == 1
         for n in todo:
-            out += lane_init(n)
+            out += lane_init(n) + (lane_init(self.by_name[self.welford[n.name]]) if n.name in self.welford else [])
         if pair_here:
             out.append(f"{self.pair[1].name}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)")
         body = list(CHUNK)
@@ -251,12 +259,20 @@ class RowGraph:
             body += online_step(self.pair[0].name, self.pair[1].name,
                                 self.masked_operand(self.pair[0], scope, 'float("-inf")'))
         for n in todo:
-            body += lane_step(n, self.masked_operand(n, scope, IDENTITY[n.op]))
-        out += [f"for start in range({span}, BLOCK):"] + nest(body)
+            step = lane_step(n, self.masked_operand(n, scope, IDENTITY[n.op]))
+            if n.name in self.welford:
+                step = welford_step(self.welford[n.name], n.name, scope[n.args[0]], lo, step)
+            body += step
+        out += [f"for start in range({lo}, {hi}, BLOCK):"] + nest(body)
         for n in todo:
             out += lane_final(n)
-            self.env[n.name] = n.name
-            self.done.add(n.name)
+            names = [n.name]
+            if n.name in self.welford:
+                names.append(self.welford[n.name])
+                out += welford_final(names[1], n.name, lo, hi)
+            for name in names:
+                self.env[name] = name
+                self.done.add(name)
         if pair_here:
             m, sm = self.pair[0].name, self.pair[1].name
             out += online_final(m, sm)
@@ -407,34 +423,22 @@ class _Split:
             raise Unsupported("split rows", "an argmax/argmin or a graph without reductions has no split schedule")
         self.g = g
         self.online = bool(g.pair)
-        self.variances = variance_pairs(g.reductions, g.by_name, g.is_col)
         carried = [n for p in range(1, g.depth + 1) for n in g.todo(p, self.online)]
         carried += [g.pair[1]] if g.pair else []
+        carried += [g.by_name[s2] for s2 in g.variances]
         self.slots = {n.name: k for k, n in enumerate(carried)}
         self.levels = [p for p in range(1, g.depth + 1) if self.todo(p)]
 
     def todo(self, p: int) -> list[Node]:
-        """Level p's reductions in the split kernel: a variance's sum of squared deviations rides on its
-        mean's level (Chan's combine), so a LayerNorm's statistics take one launch, not two."""
-        return [n for n in self.g.todo(p, self.online) if n.name not in self.variances]
+        """Level p's reductions in the split kernel: as in the rows kernel, a variance's sum of squared
+        deviations rides on its mean's level (each part's own, by Welford; the parts combined by Chan's
+        formula), so a LayerNorm's statistics take one launch, not two."""
+        return self.g.todo(p, self.online)
 
     def paired(self, todo: list[Node]) -> list[tuple[str, str, str, str]]:
         """(sum of squares, sum, x, mean) of each variance whose sum is in ``todo``."""
         names = {n.name for n in todo}
-        return [(s2, *v) for s2, v in self.variances.items() if v[0] in names]
-
-    def second_sweep(self, s2: str, s1: str, x: str) -> list[str]:
-        """This part's squared deviations from its own mean: the part is read again right after the first
-        sweep (from L2 when parts are small), so no launch waits for the row's mean."""
-        out = [f"{s2}_mu = {s1} / tl.maximum((col_hi - col_lo).to(tl.float32), 1.0)",
-               f"{s2}_acc = tl.zeros([ROWS, BLOCK], dtype=tl.float32)",
-               f"{s2}_err = tl.zeros([ROWS, BLOCK], dtype=tl.float32)",
-               "for start in range(col_lo, col_hi, BLOCK):"]
-        body = list(CHUNK)
-        scope = dict(self.g.env)
-        self.g.emit_cols([x], body, scope)
-        body += sum_step(s2, f"tl.where(mask, ({scope[x]} - {s2}_mu) * ({scope[x]} - {s2}_mu), 0.0)")
-        return out + nest(body) + [f"{s2} = tl.sum({s2}_acc - {s2}_err, axis=1)[:, None]"]
+        return [(s2, *v) for s2, v in self.g.variances.items() if v[0] in names]
 
     def level(self, L: int) -> list[str]:
         """The lines for LEVEL == L: the levels before L combined from every part's partial statistics,
@@ -466,10 +470,10 @@ class _Split:
         return out
 
     def _partials(self, p: int, todo: list[Node], carried: list[Node]) -> list[str]:
-        """Level ``p`` over this part (with each variance's second sweep), stored as this part's partials."""
-        out = self.g.accumulate(p, todo, self.online, span="col_lo, col_hi")
-        for s2, s1, x, _ in self.paired(todo):
-            out += self.second_sweep(s2, s1, x)
+        """Level ``p`` over this part (each variance's sum of squares about the part's own mean beside its
+        sum), stored as this part's partials."""
+        out = self.g.accumulate(p, todo, self.online, lo="col_lo", hi="col_hi")
+        for s2, *_ in self.paired(todo):
             carried.append(self.g.by_name[s2])
         return out + [f"tl.store(part_out + {self.slots[n.name]}, {n.name}, mask=row_mask[:, None])" for n in carried]
 
