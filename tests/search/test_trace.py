@@ -120,3 +120,19 @@ def get_init_inputs():
     assert "ValueError: only the task's own element count)" in info.value.why
     assert "second line" not in info.value.why and "\n" not in str(info.value)
     assert ";" not in info.value.why  # one sentence: the refusal's own text adds what to do next
+
+
+def test_a_model_without_an_init_of_its_own_gets_a_plain_one_not_nn_modules(tmp_path):
+    """nn.Module.__init__'s source (torch._C calls) copied into ModelNew would fail the static policy."""
+    from kernelwright.search.codegen import generate
+    from kernelwright.verify import static
+
+    path = tmp_path / "no_init.py"
+    path.write_text("import torch\nimport torch.nn as nn\n\n\nclass Model(nn.Module):\n    def forward(self, x):\n"
+                    "        return torch.relu(x) * 2\n\n\nbatch = 64\ndim = 128\n\n\ndef get_inputs():\n"
+                    "    return [torch.randn(batch, dim)]\n\n\ndef get_init_inputs():\n    return []\n")
+    program = capture(load_task(path))
+    source = generate(program, [((64, 128), dict(one_pass=True, block=128, rows=1, warps=4, stages=2,
+                                                 programs_per_sm=0))])
+    assert "    def __init__(self):\n        super().__init__()\n" in source
+    assert "torch._C" not in source and not static.check_source(source)

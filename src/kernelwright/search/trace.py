@@ -284,7 +284,11 @@ def init_source(model, keep: list[str]) -> tuple[str, dict[str, str]]:
     one ``self.<attr> = <argument>`` it already has, or a line that stores it, added at the end."""
     import ast
 
-    source = textwrap.dedent(inspect.getsource(type(model).__init__))
+    init = type(model).__init__
+    if init.__module__.startswith("torch."):  # a Model without __init__ of its own: nn.Module's would be copied
+        source = "def __init__(self):\n    super().__init__()\n"
+    else:
+        source = textwrap.dedent(inspect.getsource(init))
     fn = ast.parse(source).body[0]
     assigned: dict[str, str] = {}  # argument -> attribute, from plain `self.x = argument` statements
     written = set()
