@@ -223,8 +223,13 @@ def _layout(task: Task, program: Program, knobs: dict[str, int]) -> tuple[int, i
         for j, k in enumerate(spec.dim_map):
             if k is not None:
                 sizes[k] = t.shape[j]
-    # the launcher's n_cols: the product of the reduced block of dims (the last dim for pointwise ops)
+    # the launcher's n_cols: the product of the reduced block of dims (the last dim for pointwise ops; for a
+    # broadcasting rows graph without a reduction, the dim its kernel groups by: BatchNorm's channels)
     reduced = program.reduce_dims or ((program.reduce_dim,) if program.reduce_dim is not None else (program.rank - 1,))
+    if program.kind == "rows" and not program.reduce_dims and program.reduce_dim is None:
+        from kernelwright.search.codegen.rows import layout_of
+
+        reduced = tuple(layout_of(program)[0].reduced)
     cols = math.prod(sizes.get(k, 1) for k in reduced)
     total = math.prod(sizes.get(k, 1) for k in range(program.rank))
     inner = math.prod(sizes.get(k, 1) for k in range(max(reduced) + 1, program.rank)) if program.kind == "rows" else 1

@@ -82,7 +82,7 @@ def _group_terms(spec, layout: Layout, who: str) -> dict[str, int | None]:
     return out
 
 
-def _layout(program: Program) -> tuple[Layout, dict[str, dict[str, int | None]]]:
+def layout_of(program: Program) -> tuple[Layout, dict[str, dict[str, int | None]]]:
     """The reduced block, or for a broadcasting pointwise graph the dim that lets every tensor span whole
     groups (a per-channel (C,) parameter of an (N, C, H, W) input: the channel dim, last dim first)."""
     specs = program.inputs + program.outputs
@@ -118,7 +118,7 @@ class RowGraph:
 
     def __init__(self, program: Program):
         self.program = program
-        self.layout, self.terms = _layout(program)
+        self.layout, self.terms = layout_of(program)
         self.live = live(program)
         self.by_name = program.node_by_name
         self.specs = {s.name: s for s in program.inputs}
