@@ -84,7 +84,10 @@ def test_the_task_s_own_reference_passes_every_value_check_and_is_refused_only_f
                          .replace("class Model(", "class ModelNew(").split("\ndef get_inputs")[0])
     result = verify(path, candidate, device="cpu", shapes=2, limits=Limits(timeout_s=120))
     assert result.checks["values"]["failed"] == 0 and result.checks["values"]["passed"] > 0
-    assert {f["check"] for f in result.failures} == {"no_kernel"}
+    # refused only for being PyTorch: no kernel launched, and (on a drawn shape of 4096 elements or more) its
+    # ops traced over the inputs; the shapes are drawn at random, so either set may come
+    checks = {f["check"] for f in result.failures}
+    assert "no_kernel" in checks and checks <= {"no_kernel", "torch_ops"}
 
 
 def test_a_triton_rotary_is_accepted_on_the_emitted_task(emitted, tmp_path):

@@ -48,7 +48,7 @@ def _shared_gpu(monkeypatch, outcomes):
     modes = []
 
     @contextmanager
-    def lock(device, *, shared=False):
+    def lock(device, *, shared=False, deadline=None):
         modes.append("shared" if shared else "exclusive")
         yield 0.0
 
