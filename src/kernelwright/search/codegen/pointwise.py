@@ -221,7 +221,7 @@ def _indexed_launcher(program: Program, parts: list[Program], suffixes: list[str
     first = inputs[0].name
     lines = [f"{s.name} = {s.name}.contiguous()" for s in inputs]
     for i, (part, suffix) in enumerate(zip(parts, suffixes)):
-        lines.append(f"shape{suffix} = ({_shape(part)}{',' if part.rank == 1 else ''})")
+        lines.append(f"shape{suffix} = ({', '.join(_shape_sizes(part))}{',' if part.rank == 1 else ''})")
         lines += [f"size{k}{suffix} = shape{suffix}[{k}]" for k in range(part.rank)
                   if f"size{k}{suffix}" in scalars]
         for k in sorted({n.attrs["dim"] for n in part.nodes if n.op in REMAPS}):
@@ -254,7 +254,7 @@ def fused(*, {", ".join(launcher_params(program))}):
 def _shape_checks(part: Program, suffix: str) -> list[str]:
     """Each input's shape against the output's (the kernel reads every input at offsets computed from the
     output's sizes: an input of another size would be read out of bounds, so it is refused)."""
-    sources = _shape(part).split(", ")
+    sources = _shape_sizes(part)
     lines = []
     for spec in part.inputs:
         expected = ["1" if k is None else f"shape{suffix}[{k}]" for k in spec.dim_map]
@@ -267,7 +267,7 @@ def _shape_checks(part: Program, suffix: str) -> list[str]:
     return lines
 
 
-def _shape(part: Program) -> str:
+def _shape_sizes(part: Program) -> list[str]:
     """The output's shape: each dim's size from the first input spanning it."""
     sizes = []
     for k in range(part.rank):
@@ -275,4 +275,4 @@ def _shape(part: Program) -> str:
         if spec is None:
             raise Unsupported("output broadcast", f"no input spans dim {k} of the output")
         sizes.append(f"{spec.name}.shape[{spec.dim_map.index(k)}]")
-    return ", ".join(sizes)
+    return sizes

@@ -202,5 +202,6 @@ def welford_final(s2: str, s1: str, lo: str, hi: str) -> list[str]:
             f"{s2}_dm = ({s1}_acc - {s1}_err) / tl.maximum({s2}_n, 1.0) - {s2}_mu",
             f"{s2} = tl.sum(({s2}_acc - {s2}_err) + {s2}_n * {s2}_dm * {s2}_dm, axis=1)[:, None]"]
 
+
 def _offset(col: str, lo: str) -> str:
     return col if lo == "0" else f"({col} - {lo})"
